@@ -1,0 +1,27 @@
+//! Baton's domain core.
+//!
+//! The types and traits every other crate implements or consumes: chat messages and
+//! streaming events, the [`Engine`] trait for chat models (local worker or remote
+//! endpoint), speech ([`Recognizer`], [`Synthesizer`]), vision ([`OcrEngine`],
+//! [`ElementDetector`]), model descriptors and task kinds.
+//!
+//! Architecture invariant: this crate is pure. It has no native dependencies and performs
+//! no I/O (no files, sockets, processes or clocks beyond what callers pass in), so
+//! everything here is testable without a model, a window or a database.
+#![warn(missing_docs)]
+
+pub mod chat;
+pub mod engine;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod speech;
+pub mod vision;
+
+pub use chat::{ChatEvent, ChatMessage, ChatRequest, ChatResponse, FinishReason, Role, SamplingParams, Usage};
+pub use engine::{CancellationToken, Engine, EngineHealth, EventSink};
+pub use error::{EngineError, SpeechError, VisionError};
+pub use ids::{RequestId, SessionId};
+pub use model::{ModelDescriptor, ModelFormat, TaskKind};
+pub use speech::{AudioBuffer, Recognizer, Synthesizer, Transcript, TranscribeOptions, TranscriptSegment};
+pub use vision::{BoundingBox, ElementDetector, ElementKind, Image, OcrEngine, OcrOptions, OcrResult, OcrWord, UiElement};

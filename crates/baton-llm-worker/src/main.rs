@@ -1,0 +1,2 @@
+//! llama.cpp worker process (work in progress).
+fn main() {}

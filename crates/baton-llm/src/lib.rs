@@ -1,0 +1,2 @@
+//! Local LLM engine (work in progress).
+#![warn(missing_docs)]

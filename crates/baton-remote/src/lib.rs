@@ -1,0 +1,2 @@
+//! Remote OpenAI-compatible engines (work in progress).
+#![warn(missing_docs)]

@@ -1,0 +1,2 @@
+//! Runtime (work in progress).
+#![warn(missing_docs)]

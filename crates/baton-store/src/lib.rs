@@ -1,0 +1,2 @@
+//! SQLite store (work in progress).
+#![warn(missing_docs)]
