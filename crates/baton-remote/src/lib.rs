@@ -1,2 +1,0 @@
-//! Remote OpenAI-compatible engines (work in progress).
-#![warn(missing_docs)]
