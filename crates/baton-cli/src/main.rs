@@ -1,1 +1,58 @@
-fn main() {}
+//! The `baton` command-line interface: the same engine as the desktop app, for scripts and
+//! headless use.
+
+mod cli;
+mod commands;
+mod logging;
+
+use baton_runtime::{Config, Paths, Runtime};
+use clap::Parser;
+use cli::{Cli, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let paths = Paths::resolve(cli.data_dir.as_deref(), cli.config.as_deref());
+    // Logging uses the config's settings when the file is valid; a broken file is reported
+    // by the command itself below.
+    let log_config = Config::load(&paths.config_file).unwrap_or_default();
+    let _guard = logging::init(
+        &paths.log_dir(),
+        &log_config.logging.level,
+        log_config.logging.max_files,
+        cli.verbose,
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, paths)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "command failed");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Config(cmd) => commands::config::run(cmd, &paths, json),
+        Command::Bench(cmd) => commands::bench::run(cmd, json).await,
+        Command::Sessions(cmd) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::sessions::run(cmd, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
+    }
+}

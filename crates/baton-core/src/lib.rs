@@ -18,10 +18,17 @@ pub mod model;
 pub mod speech;
 pub mod vision;
 
-pub use chat::{ChatEvent, ChatMessage, ChatRequest, ChatResponse, FinishReason, Role, SamplingParams, Usage};
+pub use chat::{
+    ChatEvent, ChatMessage, ChatRequest, ChatResponse, FinishReason, Role, SamplingParams, Usage,
+};
 pub use engine::{CancellationToken, Engine, EngineHealth, EventSink};
 pub use error::{EngineError, SpeechError, VisionError};
 pub use ids::{RequestId, SessionId};
 pub use model::{ModelDescriptor, ModelFormat, TaskKind};
-pub use speech::{AudioBuffer, Recognizer, Synthesizer, Transcript, TranscribeOptions, TranscriptSegment};
-pub use vision::{BoundingBox, ElementDetector, ElementKind, Image, OcrEngine, OcrOptions, OcrResult, OcrWord, UiElement};
+pub use speech::{
+    AudioBuffer, Recognizer, Synthesizer, TranscribeOptions, Transcript, TranscriptSegment,
+};
+pub use vision::{
+    BoundingBox, ElementDetector, ElementKind, Image, OcrEngine, OcrOptions, OcrResult, OcrWord,
+    UiElement,
+};

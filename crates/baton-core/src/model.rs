@@ -69,7 +69,10 @@ impl FromStr for TaskKind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = TaskKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown task kind `{s}`: expected one of {}", names.join(", "))
+                format!(
+                    "unknown task kind `{s}`: expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }

@@ -153,7 +153,8 @@ pub struct UiElement {
 /// Finds UI elements in screenshots.
 pub trait ElementDetector: Send + Sync {
     /// Detect elements in `image`; `ocr` (when given) supplies the words on it.
-    fn detect(&self, image: &Image, ocr: Option<&OcrResult>) -> Result<Vec<UiElement>, VisionError>;
+    fn detect(&self, image: &Image, ocr: Option<&OcrResult>)
+        -> Result<Vec<UiElement>, VisionError>;
 }
 
 #[cfg(test)]
@@ -162,9 +163,24 @@ mod tests {
 
     #[test]
     fn iou_of_identical_boxes_is_one_and_disjoint_is_zero() {
-        let a = BoundingBox { x: 0, y: 0, width: 10, height: 10 };
-        let b = BoundingBox { x: 20, y: 20, width: 10, height: 10 };
-        let c = BoundingBox { x: 5, y: 0, width: 10, height: 10 };
+        let a = BoundingBox {
+            x: 0,
+            y: 0,
+            width: 10,
+            height: 10,
+        };
+        let b = BoundingBox {
+            x: 20,
+            y: 20,
+            width: 10,
+            height: 10,
+        };
+        let c = BoundingBox {
+            x: 5,
+            y: 0,
+            width: 10,
+            height: 10,
+        };
         assert_eq!(a.iou(&a), 1.0);
         assert_eq!(a.iou(&b), 0.0);
         assert!((a.iou(&c) - 50.0 / 150.0).abs() < 1e-9);
@@ -173,7 +189,11 @@ mod tests {
     #[test]
     fn empty_and_mismatched_images_are_rejected() {
         assert!(Image::default().validate().is_err());
-        let bad = Image { width: 2, height: 2, rgba: vec![0; 3] };
+        let bad = Image {
+            width: 2,
+            height: 2,
+            rgba: vec![0; 3],
+        };
         assert!(bad.validate().unwrap_err().to_string().contains("needs 16"));
     }
 }

@@ -1,2 +1,26 @@
-//! SQLite store (work in progress).
+//! Baton's SQLite store.
+//!
+//! One SQLite file (WAL mode, foreign keys on, a busy timeout, `synchronous = FULL`) holds
+//! sessions, messages, model runs and settings, with an FTS5 index over message text that
+//! triggers keep in sync. Migrations are embedded with `sqlx::migrate!`; every query is a
+//! runtime-checked `sqlx::query*` call, so the crate builds without a live `DATABASE_URL`.
+//!
+//! Invariant: a write the user would miss (a message, a run record) is committed before
+//! the call that makes it returns.
 #![warn(missing_docs)]
+
+mod error;
+mod messages;
+mod open;
+mod runs;
+mod search;
+mod sessions;
+mod settings;
+mod time;
+
+pub use error::StoreError;
+pub use messages::{Message, NewMessage};
+pub use open::{Store, DATABASE_FILE};
+pub use runs::{ModelRun, RunStatus};
+pub use search::SearchHit;
+pub use sessions::{Session, SessionSummary};

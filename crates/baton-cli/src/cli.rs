@@ -1,0 +1,159 @@
+//! Command-line definitions.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Baton: a local-first AI assistant and model orchestrator.
+#[derive(Debug, Parser)]
+#[command(name = "baton", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Directory for the database and user data [default: $XDG_DATA_HOME/baton]
+    #[arg(long, global = true, env = "BATON_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Config file [default: $XDG_CONFIG_HOME/baton/config.toml]
+    #[arg(long, global = true, env = "BATON_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Also log to stderr (-v: debug, -vv: trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage chat sessions: list, create, show, rename, delete, search, export
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Show the configuration and where it lives
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Measure performance and print figures
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `baton sessions …`
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List sessions, most recently active first
+    List {
+        /// Most sessions to list
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Create a session
+    New {
+        /// Its title
+        title: String,
+    },
+    /// Print a session's messages
+    Show {
+        /// Session id or a unique prefix of it
+        id: String,
+    },
+    /// Rename a session
+    Rename {
+        /// Session id or a unique prefix of it
+        id: String,
+        /// The new title
+        title: String,
+    },
+    /// Delete a session and its messages
+    Delete {
+        /// Session id or a unique prefix of it
+        id: String,
+    },
+    /// Full-text search over all messages
+    Search {
+        /// Words to find (all must match; `word*` matches a prefix)
+        #[arg(required = true, num_args = 1..)]
+        query: Vec<String>,
+        /// Most results
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Export a session to Markdown or JSON
+    Export {
+        /// Session id or a unique prefix of it
+        id: String,
+        /// Output format
+        #[arg(long, short, value_enum, default_value_t = ExportFormat::Markdown)]
+        format: ExportFormat,
+        /// Write to this file instead of standard output
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Add a message to a session without running a model (notes, imports)
+    Append(AppendArgs),
+}
+
+/// Arguments of `baton sessions append`.
+#[derive(Debug, Args)]
+pub struct AppendArgs {
+    /// Session id or a unique prefix of it
+    pub id: String,
+    /// The text; `-` reads it from standard input
+    pub text: String,
+    /// Who wrote it
+    #[arg(long, value_enum, default_value_t = RoleArg::User)]
+    pub role: RoleArg,
+}
+
+/// Message roles on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// Instructions
+    System,
+    /// The person
+    User,
+    /// A model
+    Assistant,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// Markdown document
+    Markdown,
+    /// JSON document
+    Json,
+}
+
+/// `baton config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration
+    Show {
+        /// Print the documented defaults instead
+        #[arg(long)]
+        defaults: bool,
+    },
+    /// Print where the config file, data and logs live
+    Path,
+}
+
+/// `baton bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Insert rate and full-text search latency over a large message table
+    Store {
+        /// Messages to insert
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        /// Search queries to time
+        #[arg(long, default_value_t = 500)]
+        queries: u32,
+        /// Directory for the benchmark database [default: a temporary directory]
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}

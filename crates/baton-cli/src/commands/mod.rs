@@ -1,0 +1,11 @@
+//! One module per top-level command.
+
+pub mod bench;
+pub mod config;
+pub mod sessions;
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

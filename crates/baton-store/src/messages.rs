@@ -1,0 +1,228 @@
+//! Messages: append (committed before returning), list, bulk import.
+
+use crate::error::StoreError;
+use crate::open::Store;
+use crate::time::{now_ms, to_datetime};
+use baton_core::{Role, SessionId};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    /// Its row id (increases with time).
+    pub id: i64,
+    /// The session it belongs to.
+    pub session_id: SessionId,
+    /// Who wrote it.
+    pub role: Role,
+    /// The text.
+    pub content: String,
+    /// The model that wrote it (assistant messages).
+    pub model: Option<String>,
+    /// Prompt tokens of the turn.
+    pub prompt_tokens: Option<i64>,
+    /// Generated tokens.
+    pub completion_tokens: Option<i64>,
+    /// Milliseconds from request to the complete answer.
+    pub latency_ms: Option<i64>,
+    /// Milliseconds to the first token.
+    pub first_token_ms: Option<i64>,
+    /// Generation speed.
+    pub tokens_per_second: Option<f64>,
+    /// Cost in US dollars.
+    pub cost_usd: Option<f64>,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message to append.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewMessage {
+    /// Who wrote it.
+    pub role: Option<Role>,
+    /// The text.
+    pub content: String,
+    /// The model that wrote it.
+    pub model: Option<String>,
+    /// Prompt tokens of the turn.
+    pub prompt_tokens: Option<i64>,
+    /// Generated tokens.
+    pub completion_tokens: Option<i64>,
+    /// Milliseconds from request to the complete answer.
+    pub latency_ms: Option<i64>,
+    /// Milliseconds to the first token.
+    pub first_token_ms: Option<i64>,
+    /// Generation speed.
+    pub tokens_per_second: Option<f64>,
+    /// Cost in US dollars.
+    pub cost_usd: Option<f64>,
+}
+
+impl NewMessage {
+    /// A message with just a role and text.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role: Some(role),
+            content: content.into(),
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: i64,
+    session_id: String,
+    role: String,
+    content: String,
+    model: Option<String>,
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    latency_ms: Option<i64>,
+    first_token_ms: Option<i64>,
+    tokens_per_second: Option<f64>,
+    cost_usd: Option<f64>,
+    created_at: i64,
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = StoreError;
+
+    fn try_from(row: MessageRow) -> Result<Self, StoreError> {
+        Ok(Message {
+            id: row.id,
+            session_id: SessionId(row.session_id),
+            role: row.role.parse().map_err(StoreError::Invalid)?,
+            content: row.content,
+            model: row.model,
+            prompt_tokens: row.prompt_tokens,
+            completion_tokens: row.completion_tokens,
+            latency_ms: row.latency_ms,
+            first_token_ms: row.first_token_ms,
+            tokens_per_second: row.tokens_per_second,
+            cost_usd: row.cost_usd,
+            created_at: to_datetime(row.created_at),
+        })
+    }
+}
+
+const INSERT_MESSAGE: &str =
+    "INSERT INTO messages (session_id, role, content, model, prompt_tokens,
+        completion_tokens, latency_ms, first_token_ms, tokens_per_second, cost_usd, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+async fn insert_message<'e, E>(
+    executor: E,
+    session: &SessionId,
+    message: &NewMessage,
+    now: i64,
+) -> Result<i64, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let role = message
+        .role
+        .ok_or_else(|| StoreError::Invalid("a message needs a role".into()))?;
+    let done = sqlx::query(INSERT_MESSAGE)
+        .bind(&session.0)
+        .bind(role.as_str())
+        .bind(&message.content)
+        .bind(&message.model)
+        .bind(message.prompt_tokens)
+        .bind(message.completion_tokens)
+        .bind(message.latency_ms)
+        .bind(message.first_token_ms)
+        .bind(message.tokens_per_second)
+        .bind(message.cost_usd)
+        .bind(now)
+        .execute(executor)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                StoreError::SessionNotFound(session.0.clone())
+            }
+            _ => StoreError::Database(e),
+        })?;
+    Ok(done.last_insert_rowid())
+}
+
+impl Store {
+    /// Appends a message to a session. Returns only after the transaction is durable.
+    pub async fn append_message(
+        &self,
+        session: &SessionId,
+        message: NewMessage,
+    ) -> Result<Message, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let id = insert_message(&mut *tx, session, &message, now).await?;
+        let model_update = if message.role == Some(Role::Assistant) {
+            message.model.clone()
+        } else {
+            None
+        };
+        sqlx::query("UPDATE sessions SET updated_at = ?, model = COALESCE(?, model) WHERE id = ?")
+            .bind(now)
+            .bind(&model_update)
+            .bind(&session.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Message {
+            id,
+            session_id: session.clone(),
+            role: message.role.expect("checked by insert_message"),
+            content: message.content,
+            model: message.model,
+            prompt_tokens: message.prompt_tokens,
+            completion_tokens: message.completion_tokens,
+            latency_ms: message.latency_ms,
+            first_token_ms: message.first_token_ms,
+            tokens_per_second: message.tokens_per_second,
+            cost_usd: message.cost_usd,
+            created_at: to_datetime(now),
+        })
+    }
+
+    /// Appends many messages to one session in a single transaction (imports, benchmarks).
+    pub async fn import_messages(
+        &self,
+        session: &SessionId,
+        messages: &[NewMessage],
+    ) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for message in messages {
+            insert_message(&mut *tx, session, message, now).await?;
+        }
+        sqlx::query("UPDATE sessions SET updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(&session.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(messages.len())
+    }
+
+    /// All messages of a session, oldest first.
+    pub async fn messages(&self, session: &SessionId) -> Result<Vec<Message>, StoreError> {
+        let rows: Vec<MessageRow> = sqlx::query_as(
+            "SELECT id, session_id, role, content, model, prompt_tokens, completion_tokens,
+                    latency_ms, first_token_ms, tokens_per_second, cost_usd, created_at
+             FROM messages WHERE session_id = ? ORDER BY id",
+        )
+        .bind(&session.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Message::try_from).collect()
+    }
+
+    /// Number of messages in the whole database.
+    pub async fn message_count(&self) -> Result<i64, StoreError> {
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count)
+    }
+}

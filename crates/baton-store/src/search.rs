@@ -1,0 +1,119 @@
+//! Full-text search over message text with FTS5.
+
+use crate::error::StoreError;
+use crate::open::Store;
+use crate::time::to_datetime;
+use baton_core::{Role, SessionId};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// One message that matched a search.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    /// The message's id.
+    pub message_id: i64,
+    /// Its session.
+    pub session_id: SessionId,
+    /// The session's title.
+    pub session_title: String,
+    /// Who wrote the message.
+    pub role: Role,
+    /// The matching passage with matches wrapped in `[` and `]`.
+    pub snippet: String,
+    /// When the message was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct HitRow {
+    message_id: i64,
+    session_id: String,
+    session_title: String,
+    role: String,
+    snippet: String,
+    created_at: i64,
+}
+
+/// Turns what a person types into a safe FTS5 query: every word becomes a quoted term
+/// (so punctuation and FTS5 operators are taken literally), all terms must match, and a
+/// trailing `*` on a word keeps its prefix meaning.
+pub(crate) fn to_fts_query(input: &str) -> Option<String> {
+    let terms: Vec<String> = input
+        .split_whitespace()
+        .filter_map(|word| {
+            let (body, prefix) = match word.strip_suffix('*') {
+                Some(body) => (body, true),
+                None => (word, false),
+            };
+            let body = body.trim_matches('"');
+            if body.is_empty() {
+                return None;
+            }
+            let quoted = format!("\"{}\"", body.replace('"', "\"\""));
+            Some(if prefix { format!("{quoted}*") } else { quoted })
+        })
+        .collect();
+    if terms.is_empty() {
+        None
+    } else {
+        Some(terms.join(" "))
+    }
+}
+
+impl Store {
+    /// Searches message text; best matches first.
+    pub async fn search_messages(
+        &self,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        let fts = to_fts_query(query).ok_or_else(|| {
+            StoreError::Invalid("the search query is empty; give at least one word".into())
+        })?;
+        let rows: Vec<HitRow> = sqlx::query_as(
+            "SELECT m.id AS message_id, m.session_id, s.title AS session_title, m.role,
+                    snippet(messages_fts, 0, '[', ']', '…', 12) AS snippet, m.created_at
+             FROM messages_fts
+             JOIN messages m ON m.id = messages_fts.rowid
+             JOIN sessions s ON s.id = m.session_id
+             WHERE messages_fts MATCH ?
+             ORDER BY bm25(messages_fts), m.id DESC
+             LIMIT ?",
+        )
+        .bind(&fts)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(SearchHit {
+                    message_id: r.message_id,
+                    session_id: SessionId(r.session_id),
+                    session_title: r.session_title,
+                    role: r.role.parse().map_err(StoreError::Invalid)?,
+                    snippet: r.snippet,
+                    created_at: to_datetime(r.created_at),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_fts_query;
+
+    #[test]
+    fn user_text_becomes_quoted_terms() {
+        assert_eq!(
+            to_fts_query("hello world").as_deref(),
+            Some("\"hello\" \"world\"")
+        );
+        assert_eq!(to_fts_query("par*").as_deref(), Some("\"par\"*"));
+        assert_eq!(
+            to_fts_query("a\"b OR NOT").as_deref(),
+            Some("\"a\"\"b\" \"OR\" \"NOT\"")
+        );
+        assert_eq!(to_fts_query("  \"\" * "), None);
+    }
+}

@@ -1,0 +1,230 @@
+//! Store behaviour against real SQLite files in temporary directories.
+
+use baton_core::Role;
+use baton_store::{ModelRun, NewMessage, RunStatus, Store, StoreError, DATABASE_FILE};
+use std::path::Path;
+
+fn digest(path: &Path) -> Vec<u8> {
+    std::fs::read(path).expect("read file")
+}
+
+#[tokio::test]
+async fn sessions_messages_and_search_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let session_id;
+    {
+        let store = Store::open_in(dir.path()).await.unwrap();
+        let session = store.create_session("Trip planning").await.unwrap();
+        session_id = session.id.clone();
+        store
+            .append_message(
+                &session.id,
+                NewMessage::new(Role::User, "Which museums open on Mondays in Lisbon?"),
+            )
+            .await
+            .unwrap();
+        let mut answer = NewMessage::new(Role::Assistant, "The Gulbenkian is closed on Tuesdays.");
+        answer.model = Some("tiny".into());
+        answer.completion_tokens = Some(9);
+        store.append_message(&session.id, answer).await.unwrap();
+        let other = store.create_session("Recipes").await.unwrap();
+        store
+            .append_message(
+                &other.id,
+                NewMessage::new(Role::User, "A soup with lentils"),
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let store = Store::open_in(dir.path()).await.unwrap();
+    let sessions = store.list_sessions(10).await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions[0].session.title, "Recipes", "most recent first");
+    assert_eq!(sessions[1].message_count, 2);
+    assert_eq!(sessions[1].session.model.as_deref(), Some("tiny"));
+
+    let messages = store.messages(&session_id).await.unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1].completion_tokens, Some(9));
+
+    // Porter stemming: "museum" finds "museums".
+    let hits = store.search_messages("museum", 10).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].session_id, session_id);
+    assert!(hits[0].snippet.contains("[museums]"), "{}", hits[0].snippet);
+    // Diacritics are folded and words are matched case-insensitively.
+    assert_eq!(store.search_messages("LISBÓN", 10).await.unwrap().len(), 1);
+    // FTS operators and punctuation in user input are taken literally, not as syntax.
+    assert!(store
+        .search_messages("NOT (\"", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.search_messages("lent*", 10).await.unwrap().len(), 1);
+    assert!(matches!(
+        store.search_messages("  ", 10).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(
+        store.integrity_check().await.unwrap(),
+        vec!["ok".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn rename_delete_and_prefix_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).await.unwrap();
+    let a = store.create_session("first").await.unwrap();
+    store
+        .append_message(&a.id, NewMessage::new(Role::User, "searchable words"))
+        .await
+        .unwrap();
+    let found = store.find_session(&a.id.0[..30]).await.unwrap();
+    assert_eq!(found.id, a.id);
+    let found = store
+        .find_session(&a.id.0[a.id.0.len() - 8..])
+        .await
+        .unwrap();
+    assert_eq!(found.id, a.id, "lists show the last 8 characters");
+    let renamed = store.rename_session(&a.id, "  renamed  ").await.unwrap();
+    assert_eq!(renamed.title, "renamed");
+    assert!(matches!(
+        store.rename_session(&a.id, " ").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.find_session("zzz").await,
+        Err(StoreError::SessionNotFound(_))
+    ));
+    // An id prefix shared by two sessions is ambiguous (v7 ids share their time prefix).
+    let b = store.create_session("second").await.unwrap();
+    let common: usize =
+        a.id.0
+            .chars()
+            .zip(b.id.0.chars())
+            .take_while(|(x, y)| x == y)
+            .count();
+    assert!(matches!(
+        store.find_session(&a.id.0[..common.min(4)]).await,
+        Err(StoreError::AmbiguousSession { .. })
+    ));
+    store.delete_session(&a.id).await.unwrap();
+    assert!(store.messages(&a.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .search_messages("searchable", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "FTS row removed with the message"
+    );
+    assert!(matches!(
+        store.delete_session(&a.id).await,
+        Err(StoreError::SessionNotFound(_))
+    ));
+    let err = store
+        .append_message(&a.id, NewMessage::new(Role::User, "orphan"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::SessionNotFound(_)), "{err}");
+}
+
+#[tokio::test]
+async fn runs_and_settings_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).await.unwrap();
+    let run = ModelRun {
+        request_id: baton_core::RequestId::new(),
+        session_id: None,
+        model: "tiny".into(),
+        engine: "local-llm".into(),
+        task: "chat".into(),
+        status: RunStatus::Ok,
+        error: None,
+        prompt_tokens: Some(12),
+        cached_prompt_tokens: Some(4),
+        completion_tokens: Some(20),
+        first_token_ms: Some(15),
+        total_ms: Some(120),
+        cost_usd: None,
+    };
+    store.record_run(&run).await.unwrap();
+    assert_eq!(store.run_count("tiny").await.unwrap(), 1);
+    assert_eq!(store.setting("theme").await.unwrap(), None);
+    store
+        .set_setting("theme", &serde_json::json!("dark"))
+        .await
+        .unwrap();
+    store
+        .set_setting("theme", &serde_json::json!("light"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.setting("theme").await.unwrap(),
+        Some(serde_json::json!("light"))
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_sqlite_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATABASE_FILE);
+    std::fs::write(&path, b"these are my notes, not a database\n".repeat(100)).unwrap();
+    let before = digest(&path);
+    let err = Store::open_in(dir.path()).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotADatabase { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&path.display().to_string()) && text.contains("--data-dir"),
+        "{text}"
+    );
+    assert!(!text.contains('\n'));
+    assert_eq!(digest(&path), before);
+    assert!(!dir.path().join(format!("{DATABASE_FILE}-wal")).exists());
+}
+
+#[tokio::test]
+async fn a_damaged_database_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open_in(dir.path()).await.unwrap();
+        let s = store.create_session("precious").await.unwrap();
+        store
+            .append_message(&s.id, NewMessage::new(Role::User, "keep me"))
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let path = dir.path().join(DATABASE_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Keep SQLite's 100-byte header, scribble over the schema page.
+    for (i, b) in bytes.iter_mut().enumerate().take(4096).skip(100) {
+        *b = (i * 7 % 251) as u8;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Store::open_in(dir.path()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt { .. } | StoreError::NotADatabase { .. }
+        ),
+        "{text}"
+    );
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert_eq!(digest(&path), bytes, "the damaged file is not rewritten");
+}
+
+#[tokio::test]
+async fn an_unusable_data_dir_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    // A data directory below a regular file can never be created, even by root.
+    let err = Store::open_in(&file.join("baton")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unwritable { .. }), "{err}");
+    assert!(err.to_string().contains("BATON_DATA_DIR"));
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}

