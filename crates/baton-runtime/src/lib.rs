@@ -5,15 +5,19 @@
 //! hold a [`Runtime`] and never touch engines or SQL directly.
 #![warn(missing_docs)]
 
+pub mod chat;
 pub mod config;
 pub mod paths;
 
+pub use chat::{ChatTurn, TurnOutcome, MAX_MESSAGE_BYTES};
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_TOML};
 pub use paths::Paths;
 
-use baton_core::{Role, SessionId};
+use baton_core::{Engine, EngineError, Role, SessionId};
 use baton_store::{Message, NewMessage, Session, Store, StoreError};
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 use thiserror::Error;
 
 /// Errors from the runtime.
@@ -25,14 +29,27 @@ pub enum RuntimeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An engine failed or refused the request.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
-/// The running service: paths, config and store.
-#[derive(Debug, Clone)]
+/// The running service: paths, config, store and engines. Cheap to clone.
+#[derive(Clone)]
 pub struct Runtime {
     paths: Paths,
     config: Config,
     store: Store,
+    engines: Arc<RwLock<HashMap<String, Arc<dyn Engine>>>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("paths", &self.paths)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Runtime {
@@ -44,6 +61,7 @@ impl Runtime {
             paths,
             config,
             store,
+            engines: Arc::default(),
         })
     }
 
@@ -90,6 +108,27 @@ impl Runtime {
             .store
             .append_message(session, NewMessage::new(role, content))
             .await?)
+    }
+
+    /// Makes `engine` answer requests for `model`.
+    pub fn register_engine(&self, model: &str, engine: Arc<dyn Engine>) {
+        self.engines
+            .write()
+            .expect("engine map lock")
+            .insert(model.to_owned(), engine);
+    }
+
+    /// The engine that serves `model`.
+    pub fn engine_for(&self, model: &str) -> Result<Arc<dyn Engine>, EngineError> {
+        self.engines
+            .read()
+            .expect("engine map lock")
+            .get(model)
+            .cloned()
+            .ok_or_else(|| EngineError::ModelUnavailable {
+                model: model.to_owned(),
+                hint: "it is not registered; see `baton models list`, or fetch the default models with `make run`".into(),
+            })
     }
 
     /// Closes the store cleanly.
