@@ -11,6 +11,7 @@
 
 mod error;
 mod messages;
+mod models;
 mod open;
 mod runs;
 mod search;
@@ -20,6 +21,7 @@ mod time;
 
 pub use error::StoreError;
 pub use messages::{Message, NewMessage};
+pub use models::ModelRecord;
 pub use open::{Store, DATABASE_FILE};
 pub use runs::{ModelRun, RunStatus};
 pub use search::SearchHit;

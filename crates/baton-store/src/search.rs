@@ -61,7 +61,7 @@ pub(crate) fn to_fts_query(input: &str) -> Option<String> {
 }
 
 impl Store {
-    /// Searches message text; best matches first.
+    /// Searches message text; newest matches first.
     pub async fn search_messages(
         &self,
         query: &str,
@@ -70,15 +70,21 @@ impl Store {
         let fts = to_fts_query(query).ok_or_else(|| {
             StoreError::Invalid("the search query is empty; give at least one word".into())
         })?;
+        // Newest matches first: FTS5 walks its doclists in rowid order and stops at the
+        // limit, so even a word in half of a million messages answers in milliseconds
+        // (ranking every match by bm25 took up to 0.6 s at one million messages).
         let rows: Vec<HitRow> = sqlx::query_as(
-            "SELECT m.id AS message_id, m.session_id, s.title AS session_title, m.role,
-                    snippet(messages_fts, 0, '[', ']', '…', 12) AS snippet, m.created_at
-             FROM messages_fts
-             JOIN messages m ON m.id = messages_fts.rowid
+            "WITH hits AS (
+                 SELECT rowid AS id, snippet(messages_fts, 0, '[', ']', '…', 12) AS snippet
+                 FROM messages_fts WHERE messages_fts MATCH ?
+                 ORDER BY rowid DESC LIMIT ?
+             )
+             SELECT m.id AS message_id, m.session_id, s.title AS session_title, m.role,
+                    hits.snippet, m.created_at
+             FROM hits
+             JOIN messages m ON m.id = hits.id
              JOIN sessions s ON s.id = m.session_id
-             WHERE messages_fts MATCH ?
-             ORDER BY bm25(messages_fts), m.id DESC
-             LIMIT ?",
+             ORDER BY m.id DESC",
         )
         .bind(&fts)
         .bind(i64::from(limit))

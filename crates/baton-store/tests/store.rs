@@ -228,3 +228,44 @@ async fn an_unusable_data_dir_is_reported() {
     assert!(err.to_string().contains("BATON_DATA_DIR"));
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
+
+#[tokio::test]
+async fn models_are_registered_updated_and_removed() {
+    use baton_core::{ModelFormat, TaskKind};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).await.unwrap();
+    let mut record = baton_store::ModelRecord {
+        name: "tiny".into(),
+        path: "/models/tiny.gguf".into(),
+        format: ModelFormat::Gguf,
+        tasks: vec![TaskKind::Chat],
+        architecture: Some("llama".into()),
+        parameters: Some(1000),
+        context_length: Some(256),
+        quantization: Some("F32".into()),
+        has_chat_template: true,
+        file_size: 1234,
+        sha256: "ab".repeat(32),
+        source: Some("generated".into()),
+        license: None,
+        enabled: true,
+        added_at: chrono::Utc::now(),
+        verified_at: chrono::Utc::now(),
+    };
+    store.upsert_model(&record).await.unwrap();
+    record.file_size = 999;
+    record.source = None;
+    store.upsert_model(&record).await.unwrap();
+    let models = store.list_models().await.unwrap();
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0].file_size, 999);
+    assert_eq!(
+        models[0].source.as_deref(),
+        Some("generated"),
+        "known source kept"
+    );
+    assert_eq!(models[0].tasks, vec![TaskKind::Chat]);
+    assert!(store.model("tiny").await.unwrap().is_some());
+    assert!(store.remove_model("tiny").await.unwrap());
+    assert!(!store.remove_model("tiny").await.unwrap());
+}
