@@ -30,6 +30,8 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Chat with a model: one question, or an interactive session without one
+    Chat(crate::commands::chat::ChatArgs),
     /// Manage chat sessions: list, create, show, rename, delete, search, export
     #[command(subcommand)]
     Sessions(SessionsCommand),

@@ -48,6 +48,12 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
     match cli.command {
         Command::Config(cmd) => commands::config::run(cmd, &paths, json),
         Command::Bench(cmd) => commands::bench::run(cmd, json).await,
+        Command::Chat(args) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::chat::run(args, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
         Command::Sessions(cmd) => {
             let runtime = Runtime::open(paths).await?;
             let result = commands::sessions::run(cmd, &runtime, json).await;
