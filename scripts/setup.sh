@@ -11,6 +11,11 @@ APT_PACKAGES=(
   build-essential pkg-config
   # llama.cpp (llama-cpp-2) and bindgen.
   cmake clang libclang-dev
+  # Screen capture, OCR and image processing (xcap, tesseract, opencv).
+  libopencv-dev libtesseract-dev libleptonica-dev tesseract-ocr tesseract-ocr-eng
+  libpipewire-0.3-dev libgbm-dev libwayland-dev libxcb1-dev libegl-dev libdbus-1-dev libxrandr-dev
+  # Test fixtures and services: rendered text, a virtual X display with a window manager.
+  imagemagick fonts-dejavu-core xvfb openbox
   # Python for model tooling (tiny test-model generators, model fetch).
   python3 python3-pip python3-venv
   # Unpacking model wheels.
@@ -20,7 +25,9 @@ APT_PACKAGES=(
 # Python packages for model tooling, installed into a private virtual environment.
 PY_REQUIREMENTS=(
   "gguf==0.19.0"
-  "numpy<3"
+  "numpy==2.4.6"
+  # libonnxruntime.so for `ort` (load-dynamic): taken from this wheel.
+  "onnxruntime==1.31.0"
 )
 
 say() { printf '[setup] %s\n' "$*"; }

@@ -48,6 +48,20 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
     match cli.command {
         Command::Config(cmd) => commands::config::run(cmd, &paths, json),
         Command::Bench(cmd) => commands::bench::run(cmd, json).await,
+        Command::Ocr(args) => commands::vision::ocr(args, json),
+        Command::Elements(args) => commands::vision::elements(args, json),
+        Command::Models(cmd) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::models::run(cmd, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
+        Command::Doctor => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::models::doctor(&runtime, json).await;
+            runtime.close().await;
+            result
+        }
         Command::Chat(args) => {
             let runtime = Runtime::open(paths).await?;
             let result = commands::chat::run(args, &runtime, json).await;

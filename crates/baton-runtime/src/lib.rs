@@ -7,10 +7,12 @@
 
 pub mod chat;
 pub mod config;
+pub mod models;
 pub mod paths;
 
 pub use chat::{ChatTurn, TurnOutcome, MAX_MESSAGE_BYTES};
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_TOML};
+pub use models::{AddModel, Verification};
 pub use paths::Paths;
 
 use baton_core::{Engine, EngineError, Role, SessionId};
@@ -32,6 +34,9 @@ pub enum RuntimeError {
     /// An engine failed or refused the request.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A model file or registry entry is unusable.
+    #[error("{0}")]
+    Model(String),
 }
 
 /// The running service: paths, config, store and engines. Cheap to clone.
@@ -41,6 +46,8 @@ pub struct Runtime {
     config: Config,
     store: Store,
     engines: Arc<RwLock<HashMap<String, Arc<dyn Engine>>>>,
+    specs: models::SpecMap,
+    llm: baton_llm::LocalLlmEngine,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -57,12 +64,24 @@ impl Runtime {
     pub async fn open(paths: Paths) -> Result<Self, RuntimeError> {
         let config = Config::load(&paths.config_file)?;
         let store = Store::open_in(&paths.data_dir).await?;
-        Ok(Self {
+        let specs: models::SpecMap = Arc::default();
+        let resolver = {
+            let specs = specs.clone();
+            baton_llm::FnResolver(move |name: &str| {
+                specs.read().expect("spec lock").get(name).cloned()
+            })
+        };
+        let llm = baton_llm::LocalLlmEngine::new(Arc::new(resolver), models::llm_config(&config));
+        let runtime = Self {
             paths,
             config,
             store,
             engines: Arc::default(),
-        })
+            specs,
+            llm,
+        };
+        runtime.load_model_specs().await?;
+        Ok(runtime)
     }
 
     /// Convenience: resolves paths from overrides (see [`Paths::resolve`]) and opens.
@@ -118,8 +137,12 @@ impl Runtime {
             .insert(model.to_owned(), engine);
     }
 
-    /// The engine that serves `model`.
+    /// The engine that serves `model`: the local LLM engine for registered GGUF models,
+    /// otherwise an engine registered with [`Runtime::register_engine`].
     pub fn engine_for(&self, model: &str) -> Result<Arc<dyn Engine>, EngineError> {
+        if self.specs.read().expect("spec lock").contains_key(model) {
+            return Ok(Arc::new(self.llm.clone()));
+        }
         self.engines
             .read()
             .expect("engine map lock")
@@ -131,8 +154,9 @@ impl Runtime {
             })
     }
 
-    /// Closes the store cleanly.
+    /// Stops worker processes and closes the store cleanly.
     pub async fn close(self) {
+        self.llm.shutdown().await;
         self.store.close().await;
     }
 }

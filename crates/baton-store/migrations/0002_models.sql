@@ -9,6 +9,7 @@ CREATE TABLE models (
     context_length  INTEGER,
     quantization    TEXT,
     has_chat_template INTEGER NOT NULL DEFAULT 0,
+    chat_template_override TEXT,              -- template name used when the file has none
     file_size       INTEGER NOT NULL,
     sha256          TEXT NOT NULL,
     source          TEXT,

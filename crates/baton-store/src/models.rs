@@ -28,6 +28,8 @@ pub struct ModelRecord {
     pub quantization: Option<String>,
     /// Whether the file carries a chat template.
     pub has_chat_template: bool,
+    /// A built-in template (for example `chatml`) used instead of the file's own.
+    pub chat_template_override: Option<String>,
     /// File size in bytes.
     pub file_size: i64,
     /// SHA-256 of the file, hex.
@@ -55,6 +57,7 @@ struct ModelRow {
     context_length: Option<i64>,
     quantization: Option<String>,
     has_chat_template: bool,
+    chat_template_override: Option<String>,
     file_size: i64,
     sha256: String,
     source: Option<String>,
@@ -82,6 +85,7 @@ impl TryFrom<ModelRow> for ModelRecord {
             context_length: r.context_length,
             quantization: r.quantization,
             has_chat_template: r.has_chat_template,
+            chat_template_override: r.chat_template_override,
             file_size: r.file_size,
             sha256: r.sha256,
             source: r.source,
@@ -95,7 +99,7 @@ impl TryFrom<ModelRow> for ModelRecord {
 
 const MODEL_COLUMNS: &str =
     "name, path, format, tasks, architecture, parameters, context_length, quantization,
-    has_chat_template, file_size, sha256, source, license, enabled, added_at, verified_at";
+    has_chat_template, chat_template_override, file_size, sha256, source, license, enabled, added_at, verified_at";
 
 impl Store {
     /// Registers a model, or updates the entry of the same name (keeping when it was added).
@@ -108,12 +112,14 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO models (name, path, format, tasks, architecture, parameters, context_length,
-                quantization, has_chat_template, file_size, sha256, source, license, enabled, added_at, verified_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                quantization, has_chat_template, chat_template_override, file_size, sha256, source, license,
+                enabled, added_at, verified_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(name) DO UPDATE SET path = excluded.path, format = excluded.format,
                 tasks = excluded.tasks, architecture = excluded.architecture,
                 parameters = excluded.parameters, context_length = excluded.context_length,
                 quantization = excluded.quantization, has_chat_template = excluded.has_chat_template,
+                chat_template_override = excluded.chat_template_override,
                 file_size = excluded.file_size, sha256 = excluded.sha256,
                 source = COALESCE(excluded.source, source), license = COALESCE(excluded.license, license),
                 enabled = excluded.enabled, verified_at = excluded.verified_at",
@@ -127,6 +133,7 @@ impl Store {
         .bind(model.context_length)
         .bind(&model.quantization)
         .bind(model.has_chat_template)
+        .bind(&model.chat_template_override)
         .bind(model.file_size)
         .bind(&model.sha256)
         .bind(&model.source)

@@ -244,6 +244,7 @@ async fn models_are_registered_updated_and_removed() {
         context_length: Some(256),
         quantization: Some("F32".into()),
         has_chat_template: true,
+        chat_template_override: None,
         file_size: 1234,
         sha256: "ab".repeat(32),
         source: Some("generated".into()),

@@ -17,6 +17,7 @@ pub async fn run(cmd: BenchCommand, json: bool) -> anyhow::Result<()> {
             queries,
             dir,
         } => bench_store(messages, queries, dir, json).await,
+        BenchCommand::Ocr(args) => crate::commands::vision::bench(args, json),
     }
 }
 

@@ -3,7 +3,9 @@
 pub mod bench;
 pub mod chat;
 pub mod config;
+pub mod models;
 pub mod sessions;
+pub mod vision;
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {

@@ -1,0 +1,310 @@
+//! `baton models …` and `baton doctor`.
+
+use crate::commands::print_json;
+use baton_runtime::{AddModel, Runtime};
+use std::path::PathBuf;
+
+/// `baton models …`
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelsCommand {
+    /// List registered models
+    List,
+    /// Validate a GGUF file and register it
+    Add {
+        /// The model file
+        path: PathBuf,
+        /// Name to register it under [default: the file name]
+        #[arg(long)]
+        name: Option<String>,
+        /// Built-in chat template (for example `chatml`) for models whose file has none
+        #[arg(long)]
+        chat_template: Option<String>,
+        /// Where the file came from (for example a package and version)
+        #[arg(long)]
+        source: Option<String>,
+        /// The weights' licence
+        #[arg(long)]
+        license: Option<String>,
+    },
+    /// Unregister a model (the file is kept)
+    Remove {
+        /// Model name
+        name: String,
+    },
+    /// Show everything known about a model
+    Info {
+        /// Model name
+        name: String,
+    },
+    /// Check that model files are intact and unchanged [default: all]
+    Verify {
+        /// Model name
+        name: Option<String>,
+    },
+}
+
+fn human_bytes(bytes: i64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.0} KB", b / 1e3)
+    }
+}
+
+fn human_count(n: i64) -> String {
+    if n >= 1_000_000_000 {
+        format!("{:.1}B", n as f64 / 1e9)
+    } else if n >= 1_000_000 {
+        format!("{:.0}M", n as f64 / 1e6)
+    } else {
+        format!("{:.0}K", n as f64 / 1e3)
+    }
+}
+
+/// Runs a models command.
+pub async fn run(cmd: ModelsCommand, runtime: &Runtime, json: bool) -> anyhow::Result<()> {
+    match cmd {
+        ModelsCommand::List => {
+            let models = runtime.models().await?;
+            if json {
+                return print_json(&models);
+            }
+            if models.is_empty() {
+                println!("No models registered. `make run` fetches the defaults; `baton models add FILE.gguf` adds one.");
+                return Ok(());
+            }
+            let default = &runtime.config().chat.default_model;
+            println!(
+                "{:<24} {:<8} {:>7} {:<7} {:>8} {:>9}  TEMPLATE",
+                "NAME", "ARCH", "PARAMS", "QUANT", "CONTEXT", "SIZE"
+            );
+            for m in models {
+                let template = match (&m.chat_template_override, m.has_chat_template) {
+                    (Some(t), _) => t.clone(),
+                    (None, true) => "built in".into(),
+                    (None, false) => "none".into(),
+                };
+                let mark = if &m.name == default { " (default)" } else { "" };
+                println!(
+                    "{:<24} {:<8} {:>7} {:<7} {:>8} {:>9}  {template}{mark}",
+                    m.name,
+                    m.architecture.as_deref().unwrap_or("?"),
+                    m.parameters.map(human_count).unwrap_or_default(),
+                    m.quantization.as_deref().unwrap_or("?"),
+                    m.context_length.map(|c| c.to_string()).unwrap_or_default(),
+                    human_bytes(m.file_size),
+                );
+            }
+            Ok(())
+        }
+        ModelsCommand::Add {
+            path,
+            name,
+            chat_template,
+            source,
+            license,
+        } => {
+            let record = runtime
+                .add_model(
+                    &path,
+                    AddModel {
+                        name,
+                        chat_template,
+                        source,
+                        license,
+                    },
+                )
+                .await?;
+            if json {
+                return print_json(&record);
+            }
+            println!(
+                "Registered {} ({}, {}, {})",
+                record.name,
+                record
+                    .architecture
+                    .as_deref()
+                    .unwrap_or("unknown architecture"),
+                record
+                    .quantization
+                    .as_deref()
+                    .unwrap_or("unknown quantisation"),
+                human_bytes(record.file_size)
+            );
+            if !record.has_chat_template && record.chat_template_override.is_none() {
+                println!("Note: it has no chat template; chat needs `--chat-template chatml` (or another built-in template).");
+            }
+            Ok(())
+        }
+        ModelsCommand::Remove { name } => {
+            runtime.remove_model(&name).await?;
+            if json {
+                return print_json(&serde_json::json!({ "removed": name }));
+            }
+            println!("Removed {name} from the registry (the file was kept).");
+            Ok(())
+        }
+        ModelsCommand::Info { name } => {
+            let record = runtime.model(&name).await?;
+            let loaded: Vec<_> = runtime
+                .loaded_models()
+                .await
+                .into_iter()
+                .filter(|l| l.name == name)
+                .collect();
+            let gpu = runtime.gpu_report();
+            if json {
+                return print_json(&serde_json::json!({
+                    "model": record,
+                    "loaded": !loaded.is_empty(),
+                    "gpu": gpu,
+                }));
+            }
+            println!("{}", record.name);
+            println!("  file          {}", record.path);
+            println!(
+                "  size          {} ({} bytes)",
+                human_bytes(record.file_size),
+                record.file_size
+            );
+            println!("  sha256        {}", record.sha256);
+            println!(
+                "  architecture  {}",
+                record.architecture.as_deref().unwrap_or("?")
+            );
+            println!(
+                "  parameters    {}",
+                record.parameters.map(human_count).unwrap_or_default()
+            );
+            println!(
+                "  quantisation  {}",
+                record.quantization.as_deref().unwrap_or("?")
+            );
+            println!(
+                "  context       {}",
+                record
+                    .context_length
+                    .map(|c| c.to_string())
+                    .unwrap_or_default()
+            );
+            println!(
+                "  chat template {}",
+                match (&record.chat_template_override, record.has_chat_template) {
+                    (Some(t), _) => format!("{t} (override)"),
+                    (None, true) => "from the file".into(),
+                    (None, false) => "none".into(),
+                }
+            );
+            let tasks: Vec<_> = record.tasks.iter().map(|t| t.as_str()).collect();
+            println!("  tasks         {}", tasks.join(", "));
+            if let Some(source) = &record.source {
+                println!("  source        {source}");
+            }
+            if let Some(license) = &record.license {
+                println!("  licence       {license}");
+            }
+            println!(
+                "  loaded        {}",
+                if loaded.is_empty() { "no" } else { "yes" }
+            );
+            print_gpu(gpu);
+            Ok(())
+        }
+        ModelsCommand::Verify { name } => {
+            let names = match name {
+                Some(n) => vec![n],
+                None => runtime
+                    .models()
+                    .await?
+                    .into_iter()
+                    .map(|m| m.name)
+                    .collect(),
+            };
+            let mut results = Vec::new();
+            for n in names {
+                results.push(runtime.verify_model(&n).await?);
+            }
+            let failed = results.iter().filter(|r| !r.ok).count();
+            if json {
+                print_json(&results)?;
+            } else {
+                for r in &results {
+                    println!(
+                        "{} {}: {}",
+                        if r.ok { "ok  " } else { "FAIL" },
+                        r.name,
+                        r.detail
+                    );
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} model(s) failed verification");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_gpu(gpu: &baton_llm::GpuReport) {
+    if gpu.devices.is_empty() {
+        println!(
+            "  gpu           none ({}); layers run on the CPU",
+            gpu.note.as_deref().unwrap_or("no CUDA device")
+        );
+    }
+    for d in &gpu.devices {
+        println!(
+            "  gpu {}         {} ({:.1} GiB free of {:.1})",
+            d.ordinal,
+            d.name,
+            d.free_bytes as f64 / (1u64 << 30) as f64,
+            d.total_bytes as f64 / (1u64 << 30) as f64
+        );
+    }
+}
+
+/// `baton doctor`: what Baton found on this machine.
+pub async fn doctor(runtime: &Runtime, json: bool) -> anyhow::Result<()> {
+    let worker = runtime.llm_worker();
+    let models = runtime.models().await?;
+    let default = runtime.config().chat.default_model.clone();
+    let default_ok = models
+        .iter()
+        .any(|m| m.name == default && std::path::Path::new(&m.path).exists());
+    let gpu = runtime.gpu_report();
+    if json {
+        return print_json(&serde_json::json!({
+            "paths": runtime.paths(),
+            "llm_worker": worker.as_ref().map(|p| p.display().to_string()).map_err(|e| e.to_string()),
+            "models": models.len(),
+            "default_model": default,
+            "default_model_ready": default_ok,
+            "gpu": gpu,
+        }));
+    }
+    let mark = |ok: bool| if ok { "ok  " } else { "MISS" };
+    println!(
+        "{} data dir      {}",
+        mark(true),
+        runtime.paths().data_dir.display()
+    );
+    match &worker {
+        Ok(p) => println!("{} llm worker    {}", mark(true), p.display()),
+        Err(e) => println!("{} llm worker    {e}", mark(false)),
+    }
+    println!(
+        "{} default model {default}{}",
+        mark(default_ok),
+        if default_ok {
+            ""
+        } else {
+            " (fetch it with `make run`, or `python3 models/fetch.py` then `baton models add`)"
+        }
+    );
+    println!("     models        {} registered", models.len());
+    print_gpu(gpu);
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! `baton models` and `baton chat` with a tiny generated model and the real worker binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn baton(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(args)
+        .env("BATON_DATA_DIR", dir.join("data"))
+        .env("BATON_CONFIG", dir.join("config.toml"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .output()
+        .expect("run baton")
+}
+
+fn tiny_model(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap();
+    let path = dir.join("tiny.gguf");
+    let out = Command::new("python3")
+        .arg(root.join("models/gen_tiny_gguf.py"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+#[test]
+fn models_are_added_listed_verified_and_chatted_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("config.toml"),
+        "[chat]\ndefault_model = \"tiny\"\nmax_tokens = 16\n",
+    )
+    .unwrap();
+    let model = tiny_model(d);
+    let out = baton(
+        d,
+        &["models", "add", model.to_str().unwrap(), "--name", "tiny"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = String::from_utf8(baton(d, &["models", "list"]).stdout).unwrap();
+    assert!(
+        list.contains("tiny") && list.contains("llama") && list.contains("(default)"),
+        "{list}"
+    );
+    let info = String::from_utf8(baton(d, &["models", "info", "tiny"]).stdout).unwrap();
+    assert!(
+        info.contains("sha256") && info.contains("chat template") && info.contains("gpu"),
+        "{info}"
+    );
+    assert!(baton(d, &["models", "verify"]).status.success());
+
+    let out = baton(d, &["--json", "chat", "hello"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["model"], "tiny");
+    assert!(answer["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    let list = String::from_utf8(baton(d, &["sessions", "list"]).stdout).unwrap();
+    assert!(
+        list.contains("hello") && list.contains("    2  "),
+        "the turn was stored: {list}"
+    );
+
+    // Broken files: one line each, the file untouched, nothing registered.
+    for (name, bytes) in [
+        ("zero.gguf", Vec::new()),
+        ("text.gguf", b"hello world, not a model".to_vec()),
+    ] {
+        let path = d.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let out = baton(d, &["models", "add", path.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(name), "{stderr}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
+    let out = baton(d, &["models", "remove", "tiny"]);
+    assert!(out.status.success());
+    let out = baton(d, &["chat", "hello again"]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !out.status.success() && stderr.contains("baton models list"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn doctor_reports_worker_models_and_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = baton(dir.path(), &["--json", "doctor"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["gpu"]["devices"].is_array());
+    assert_eq!(report["default_model_ready"], false);
+}
