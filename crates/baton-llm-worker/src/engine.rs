@@ -286,7 +286,12 @@ fn serve(
     }
 }
 
-fn make_sampler(params: &SamplingParams) -> LlamaSampler {
+/// Repetition penalty over the last tokens: small models (SmolLM2-135M) otherwise fall
+/// into loops like "hehehe…" at ordinary temperatures.
+const REPEAT_LAST_N: i32 = 64;
+const REPEAT_PENALTY: f32 = 1.15;
+
+fn make_sampler(params: &SamplingParams, n_vocab: i32) -> LlamaSampler {
     if params.temperature <= 0.0 {
         return LlamaSampler::greedy();
     }
@@ -296,7 +301,13 @@ fn make_sampler(params: &SamplingParams) -> LlamaSampler {
             .map(|d| d.subsec_nanos() ^ d.as_secs() as u32)
             .unwrap_or(0)
     });
-    let mut chain = Vec::new();
+    let mut chain = vec![LlamaSampler::penalties(
+        n_vocab,
+        REPEAT_LAST_N,
+        REPEAT_PENALTY,
+        0.0,
+        0.0,
+    )];
     if params.top_k > 0 {
         chain.push(LlamaSampler::top_k(
             i32::try_from(params.top_k).unwrap_or(i32::MAX),
@@ -446,7 +457,7 @@ fn chat(
     let prompt_eval_ms = eval_start.elapsed().as_millis() as u64;
 
     let gen_start = Instant::now();
-    let mut sampler = make_sampler(&job.params);
+    let mut sampler = make_sampler(&job.params, model.n_vocab());
     let mut stream = TextStream::new(&job.params.stop);
     let max_new = max_tokens.min(n_ctx - tokens.len());
     let mut generated = 0usize;

@@ -15,9 +15,9 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# Baton configuration. Every key is opt
 # Model used when none is chosen (a name from `baton models list`).
 default_model = "smollm2-135m-instruct"
 # Instructions placed before every conversation. Empty for none.
-system_prompt = "You are Baton, a helpful assistant running locally on this computer. Answer concisely."
+system_prompt = "You are a helpful assistant. Answer concisely."
 # Sampling temperature, 0 (deterministic) to 2.
-temperature = 0.7
+temperature = 0.3
 # Nucleus sampling mass, above 0 and at most 1.
 top_p = 0.95
 # Most tokens generated for one answer, 1 to 32768.
@@ -70,8 +70,8 @@ impl Default for ChatConfig {
     fn default() -> Self {
         Self {
             default_model: "smollm2-135m-instruct".into(),
-            system_prompt: "You are Baton, a helpful assistant running locally on this computer. Answer concisely.".into(),
-            temperature: 0.7,
+            system_prompt: "You are a helpful assistant. Answer concisely.".into(),
+            temperature: 0.3,
             top_p: 0.95,
             max_tokens: 512,
         }
