@@ -167,6 +167,8 @@ pub enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Local LLM speed: prompt and decode tok/s, first-token time, worker vs direct ratio
+    Llm(crate::commands::bench_llm::BenchLlmArgs),
     /// OCR and element detection time on a 1920x1080 screenshot, against the tesseract CLI
     Ocr(crate::commands::vision::BenchOcrArgs),
 }

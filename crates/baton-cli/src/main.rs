@@ -47,6 +47,12 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
     let json = cli.json;
     match cli.command {
         Command::Config(cmd) => commands::config::run(cmd, &paths, json),
+        Command::Bench(cli::BenchCommand::Llm(args)) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::bench_llm::run(args, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
         Command::Bench(cmd) => commands::bench::run(cmd, json).await,
         Command::Ocr(args) => commands::vision::ocr(args, json),
         Command::Elements(args) => commands::vision::elements(args, json),

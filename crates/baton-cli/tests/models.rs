@@ -78,6 +78,30 @@ fn models_are_added_listed_verified_and_chatted_with() {
         "the turn was stored: {list}"
     );
 
+    let out = baton(
+        d,
+        &[
+            "--json", "bench", "llm", "--model", "tiny", "--tokens", "16", "--runs", "2",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bench: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "decode_tokens_per_sec_worker",
+        "decode_tokens_per_sec_direct",
+        "worker_to_direct_ratio",
+    ] {
+        assert!(bench[key].as_f64().unwrap() > 0.0, "{key}: {bench}");
+    }
+    assert!(
+        bench["prefix_tokens_reused"].as_u64().unwrap() > 0,
+        "{bench}"
+    );
+
     // Broken files: one line each, the file untouched, nothing registered.
     for (name, bytes) in [
         ("zero.gguf", Vec::new()),

@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+mod bench;
 mod engine;
 mod prompt;
 mod text;
@@ -114,6 +115,14 @@ fn main() {
                     "baton-llm-worker {} (protocol {PROTOCOL_VERSION})",
                     env!("CARGO_PKG_VERSION")
                 );
+                return;
+            }
+            "--bench-direct" => {
+                let args: Vec<String> = std::env::args().skip(2).collect();
+                if let Err(err) = bench::run(&args) {
+                    eprintln!("baton-llm-worker: {err:#}");
+                    std::process::exit(1);
+                }
                 return;
             }
             "--help" | "-h" => {

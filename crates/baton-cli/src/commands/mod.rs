@@ -1,6 +1,7 @@
 //! One module per top-level command.
 
 pub mod bench;
+pub mod bench_llm;
 pub mod chat;
 pub mod config;
 pub mod models;
