@@ -53,6 +53,9 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // Its own process group: Ctrl-C in the terminal signals the foreground group,
+            // and must cancel the generation (through the protocol), not kill the worker.
+            .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         let pid = child.id().unwrap_or(0);
