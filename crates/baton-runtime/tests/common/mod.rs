@@ -37,11 +37,16 @@ pub fn tiny_model(dir: &Path, extra: &[&str]) -> PathBuf {
 
 /// A runtime whose default model is a registered tiny model called `tiny`.
 pub async fn runtime_with_tiny_model() -> TestRuntime {
+    runtime_with_tiny_model_and(24, 512).await
+}
+
+/// The same with a given answer length and context.
+pub async fn runtime_with_tiny_model_and(max_tokens: u32, context: u32) -> TestRuntime {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
-        "[chat]\ndefault_model = \"tiny\"\nmax_tokens = 24\n[llm]\ncontext_length = 512\n",
+        format!("[chat]\ndefault_model = \"tiny\"\nmax_tokens = {max_tokens}\n[llm]\ncontext_length = {context}\n"),
     )
     .unwrap();
     let paths = Paths {
