@@ -3,7 +3,7 @@
 //! Slow and needs the fetched model, so it only runs with `BATON_REAL_MODELS=1`:
 //!
 //! ```text
-//! python3 models/fetch.py
+//! baton models fetch --all
 //! BATON_REAL_MODELS=1 cargo test -p baton-llm-worker --test real_model -- --nocapture
 //! ```
 //!
@@ -40,13 +40,13 @@ fn enabled() -> bool {
 #[tokio::test]
 async fn smollm2_knows_the_capital_of_france() {
     if !enabled() {
-        eprintln!("skipped: set BATON_REAL_MODELS=1 (after python3 models/fetch.py) to run");
+        eprintln!("skipped: set BATON_REAL_MODELS=1 (after `baton models fetch --all`) to run");
         return;
     }
     let path = models_dir().join(FILE);
     assert!(
         path.exists(),
-        "{} is missing: run `python3 models/fetch.py`",
+        "{} is missing: run `baton models fetch --all`",
         path.display()
     );
     let mut map = HashMap::new();
@@ -179,7 +179,7 @@ async fn gemma_base_model_needs_a_template_override() {
     }
     let path = models_dir().join("gemma-3-270m-q4_k_m.gguf");
     if !path.exists() {
-        eprintln!("skipped: gemma3-270m not fetched (python3 models/fetch.py gemma3-270m)");
+        eprintln!("skipped: gemma3-270m not fetched (baton models fetch gemma3-270m)");
         return;
     }
     let mut map = HashMap::new();

@@ -47,7 +47,7 @@ pub enum GgufError {
         source: io::Error,
     },
     /// The file is empty.
-    #[error("{path} is empty (0 bytes): the download or copy did not complete; fetch the model again (python3 models/fetch.py)")]
+    #[error("{path} is empty (0 bytes): the download or copy did not complete; fetch the model again (baton models fetch)")]
     Empty {
         /// The file.
         path: PathBuf,

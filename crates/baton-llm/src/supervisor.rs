@@ -447,13 +447,13 @@ impl LocalLlmEngine {
             .resolve(model)
             .ok_or_else(|| EngineError::ModelUnavailable {
                 model: model.to_owned(),
-                hint: "no local model of that name is registered; list models with `baton models` or fetch one with `python3 models/fetch.py`".into(),
+                hint: "no local model of that name is registered; list models with `baton models` or fetch one with `baton models fetch`".into(),
             })?;
         if !spec.path.exists() {
             return Err(EngineError::ModelUnavailable {
                 model: model.to_owned(),
                 hint: format!(
-                    "its file {} is missing; fetch it with `python3 models/fetch.py {model}`",
+                    "its file {} is missing; fetch it with `baton models fetch {model}`",
                     spec.path.display()
                 ),
             });
@@ -976,7 +976,7 @@ mod tests {
             )
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("models/fetch.py"), "{err}");
+        assert!(err.to_string().contains("baton models fetch"), "{err}");
         let err = engine
             .chat(
                 ChatRequest::new("gone", vec![]),

