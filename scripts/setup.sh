@@ -20,6 +20,9 @@ APT_PACKAGES=(
   python3 python3-pip python3-venv
   # Unpacking model wheels.
   unzip
+  # The desktop app (Tauri 2 on WebKitGTK), its tray, and its end-to-end tests.
+  libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev libxdo-dev
+  webkit2gtk-driver dbus x11-xserver-utils
 )
 
 # Python packages for model tooling, installed into a private virtual environment.

@@ -1,0 +1,49 @@
+//! Tauri's build step. The UI is built by `npm run build` in `../ui`; when it has not been
+//! built yet, a placeholder page that says how to build it keeps `cargo build` working and
+//! the window from ever being blank.
+
+fn main() {
+    let dist = std::path::Path::new("../ui/dist");
+    if !dist.join("index.html").exists() {
+        std::fs::create_dir_all(dist).expect("create ui/dist");
+        std::fs::write(
+            dist.join("index.html"),
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Baton</title></head>\
+             <body style=\"font-family:sans-serif;padding:3em\"><h1>Baton's UI is not built</h1>\
+             <p>Run <code>npm ci &amp;&amp; npm run build</code> in <code>ui/</code>, then \
+             rebuild the app.</p></body></html>",
+        )
+        .expect("write the placeholder page");
+    }
+    println!("cargo:rerun-if-changed=../ui/dist");
+    let commands = &[
+        "app_status",
+        "list_sessions",
+        "create_session",
+        "rename_session",
+        "delete_session",
+        "session_messages",
+        "search_messages",
+        "send_message",
+        "regenerate",
+        "stop_generation",
+        "list_models",
+        "add_model",
+        "fetchable_models",
+        "fetch_model",
+        "cancel_fetch",
+        "verify_model",
+        "remove_model",
+        "get_preferences",
+        "set_preferences",
+        "copy_text",
+        "take_pending_actions",
+    ];
+    // Every app command gets an `allow-…` permission; the window's capability grants them
+    // through the `allow-app-commands` set (permissions/app.toml) and nothing else.
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(commands)),
+    )
+    .expect("tauri-build");
+}

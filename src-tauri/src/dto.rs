@@ -1,0 +1,480 @@
+//! The types the UI sees. They mirror the runtime's and the store's types with camelCase
+//! names and `specta` derives, so `ui/src/bindings.ts` is generated from them and the UI
+//! cannot drift from the Rust side. Conversions only copy fields; no logic lives here.
+
+use baton_core::{ChatEvent, FinishReason};
+use baton_runtime::{RuntimeError, TurnOutcome, Verification};
+use baton_store::{Message, ModelRecord, SearchHit, SessionSummary, StoreError};
+use serde::{Deserialize, Serialize};
+use specta::Type;
+
+/// A chat session as listed in the sidebar.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    /// Full session id.
+    pub id: String,
+    /// Title shown in the sidebar.
+    pub title: String,
+    /// Model last used, if any.
+    pub model: Option<String>,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 time of the last change.
+    pub updated_at: String,
+    /// Number of messages.
+    pub message_count: i32,
+}
+
+impl From<SessionSummary> for SessionInfo {
+    fn from(s: SessionSummary) -> Self {
+        Self {
+            id: s.session.id.0,
+            title: s.session.title,
+            model: s.session.model,
+            created_at: s.session.created_at.to_rfc3339(),
+            updated_at: s.session.updated_at.to_rfc3339(),
+            message_count: i32::try_from(s.message_count).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+impl From<baton_store::Session> for SessionInfo {
+    fn from(s: baton_store::Session) -> Self {
+        SessionSummary {
+            session: s,
+            message_count: 0,
+        }
+        .into()
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageRole {
+    /// Instructions to the model.
+    System,
+    /// The person.
+    User,
+    /// The model.
+    Assistant,
+}
+
+impl From<baton_core::Role> for MessageRole {
+    fn from(r: baton_core::Role) -> Self {
+        match r {
+            baton_core::Role::System => Self::System,
+            baton_core::Role::User => Self::User,
+            baton_core::Role::Assistant => Self::Assistant,
+        }
+    }
+}
+
+/// A stored message with the measurements of the run that produced it.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageInfo {
+    /// Store id.
+    pub id: f64,
+    /// Session it belongs to.
+    pub session_id: String,
+    /// Who wrote it.
+    pub role: MessageRole,
+    /// The text (Markdown for answers).
+    pub content: String,
+    /// Model that answered.
+    pub model: Option<String>,
+    /// Prompt tokens of the run.
+    pub prompt_tokens: Option<f64>,
+    /// Generated tokens.
+    pub completion_tokens: Option<f64>,
+    /// Total time of the run in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// Time to the first token in milliseconds.
+    pub first_token_ms: Option<f64>,
+    /// Generation speed.
+    pub tokens_per_second: Option<f64>,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+}
+
+impl From<Message> for MessageInfo {
+    fn from(m: Message) -> Self {
+        Self {
+            id: m.id as f64,
+            session_id: m.session_id.0,
+            role: m.role.into(),
+            content: m.content,
+            model: m.model,
+            prompt_tokens: m.prompt_tokens.map(|v| v as f64),
+            completion_tokens: m.completion_tokens.map(|v| v as f64),
+            latency_ms: m.latency_ms.map(|v| v as f64),
+            first_token_ms: m.first_token_ms.map(|v| v as f64),
+            tokens_per_second: m.tokens_per_second,
+            created_at: m.created_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A full-text search match.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchResult {
+    /// The matching message.
+    pub message_id: f64,
+    /// Its session.
+    pub session_id: String,
+    /// The session's title.
+    pub session_title: String,
+    /// Who wrote the message.
+    pub role: MessageRole,
+    /// Text around the match; matched terms are wrapped in `[` and `]`.
+    pub snippet: String,
+    /// RFC 3339 time of the message.
+    pub created_at: String,
+}
+
+impl From<SearchHit> for SearchResult {
+    fn from(h: SearchHit) -> Self {
+        Self {
+            message_id: h.message_id as f64,
+            session_id: h.session_id.0,
+            session_title: h.session_title,
+            role: h.role.into(),
+            snippet: h.snippet,
+            created_at: h.created_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A registered model.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelInfo {
+    /// Registry name.
+    pub name: String,
+    /// File path.
+    pub path: String,
+    /// `gguf`, `onnx`, …
+    pub format: String,
+    /// Tasks it serves (`chat`, `completion`, …).
+    pub tasks: Vec<String>,
+    /// Architecture from the file's metadata.
+    pub architecture: Option<String>,
+    /// Parameter count.
+    pub parameters: Option<f64>,
+    /// Trained context length.
+    pub context_length: Option<f64>,
+    /// Quantisation.
+    pub quantization: Option<String>,
+    /// File size in bytes.
+    pub file_size: f64,
+    /// Where it came from.
+    pub source: Option<String>,
+    /// Its licence.
+    pub license: Option<String>,
+    /// Whether it is enabled.
+    pub enabled: bool,
+}
+
+fn to_json_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+impl From<ModelRecord> for ModelInfo {
+    fn from(m: ModelRecord) -> Self {
+        Self {
+            format: to_json_name(&m.format),
+            tasks: m.tasks.iter().map(to_json_name).collect(),
+            name: m.name,
+            path: m.path,
+            architecture: m.architecture,
+            parameters: m.parameters.map(|v| v as f64),
+            context_length: m.context_length.map(|v| v as f64),
+            quantization: m.quantization,
+            file_size: m.file_size as f64,
+            source: m.source,
+            license: m.license,
+            enabled: m.enabled,
+        }
+    }
+}
+
+/// What verifying a model found.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelCheck {
+    /// The model.
+    pub name: String,
+    /// Intact and unchanged.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+impl From<Verification> for ModelCheck {
+    fn from(v: Verification) -> Self {
+        Self {
+            name: v.name,
+            ok: v.ok,
+            detail: v.detail,
+        }
+    }
+}
+
+/// One event of a streaming answer.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum StreamEvent {
+    /// The engine accepted the request.
+    Started {
+        /// The model answering.
+        model: String,
+    },
+    /// Generated text.
+    Token {
+        /// The text.
+        text: String,
+    },
+    /// Something the person should know (context trimmed, …).
+    Notice {
+        /// The message.
+        message: String,
+    },
+}
+
+impl From<ChatEvent> for StreamEvent {
+    fn from(e: ChatEvent) -> Self {
+        match e {
+            ChatEvent::Started { model } => Self::Started { model },
+            ChatEvent::Token { text } => Self::Token { text },
+            ChatEvent::Notice { message } => Self::Notice { message },
+        }
+    }
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub enum TurnEnd {
+    /// The model finished.
+    Stop,
+    /// The token limit was reached.
+    Length,
+    /// The person stopped it.
+    Cancelled,
+}
+
+/// What a completed turn stored.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnResult {
+    /// The stored question (absent when regenerating).
+    pub user: Option<MessageInfo>,
+    /// The stored answer.
+    pub assistant: MessageInfo,
+    /// How the generation ended.
+    pub end: TurnEnd,
+}
+
+impl From<TurnOutcome> for TurnResult {
+    fn from(t: TurnOutcome) -> Self {
+        Self {
+            user: t.user.map(Into::into),
+            assistant: t.assistant.into(),
+            end: match t.response.finish_reason {
+                FinishReason::Stop => TurnEnd::Stop,
+                FinishReason::Length => TurnEnd::Length,
+                FinishReason::Cancelled => TurnEnd::Cancelled,
+            },
+        }
+    }
+}
+
+/// The colour theme.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub enum ThemeChoice {
+    /// Follow the system.
+    #[default]
+    System,
+    /// Always light.
+    Light,
+    /// Always dark.
+    Dark,
+}
+
+/// Global keyboard shortcuts (accelerator strings such as `CommandOrControl+Shift+Space`;
+/// empty for none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Shortcuts {
+    /// Shows and focuses the window.
+    pub show_window: String,
+    /// Opens a new chat.
+    pub new_chat: String,
+}
+
+impl Default for Shortcuts {
+    fn default() -> Self {
+        Self {
+            show_window: "CommandOrControl+Shift+Space".into(),
+            new_chat: "CommandOrControl+Shift+N".into(),
+        }
+    }
+}
+
+/// The person's UI preferences, kept in the store's settings table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Preferences {
+    /// Colour theme.
+    pub theme: ThemeChoice,
+    /// The model new messages use; `None` means "auto" (today: the configured default).
+    pub model: Option<String>,
+    /// Global shortcuts.
+    pub shortcuts: Shortcuts,
+}
+
+/// Preferences as saved, with what applying them found.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct PreferencesState {
+    /// The saved preferences.
+    pub preferences: Preferences,
+    /// Shortcuts that could not be registered, with the reason.
+    pub shortcut_errors: Vec<String>,
+}
+
+/// A problem the UI shows, with what to do about it.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct AppError {
+    /// What kind of problem (`modelUnavailable`, `notFound`, `invalid`, `startup`, …).
+    pub kind: String,
+    /// The message, which says what to do.
+    pub message: String,
+}
+
+impl AppError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<RuntimeError> for AppError {
+    fn from(e: RuntimeError) -> Self {
+        use baton_core::EngineError;
+        let kind = match &e {
+            RuntimeError::Config(_) => "config",
+            RuntimeError::Store(StoreError::SessionNotFound(_)) => "notFound",
+            RuntimeError::Store(StoreError::Invalid(_)) => "invalid",
+            RuntimeError::Store(_) => "store",
+            RuntimeError::Engine(EngineError::ModelUnavailable { .. }) => "modelUnavailable",
+            RuntimeError::Engine(EngineError::InvalidRequest(_)) => "invalid",
+            RuntimeError::Engine(_) => "engine",
+            RuntimeError::Model(_) => "model",
+        };
+        Self::new(kind, e.to_string())
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        RuntimeError::Store(e).into()
+    }
+}
+
+/// Where Baton keeps its files.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct DataPaths {
+    /// The database directory.
+    pub data_dir: String,
+    /// The config file.
+    pub config_file: String,
+    /// Fetched models.
+    pub models_dir: String,
+}
+
+/// What the window needs to know at start: whether the runtime opened, and if not why.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct AppStatus {
+    /// Baton's version.
+    pub version: String,
+    /// Where files live.
+    pub paths: DataPaths,
+    /// The runtime failed to open: the window shows this instead of the chat.
+    pub startup_error: Option<AppError>,
+    /// The configured default model.
+    pub default_model: String,
+    /// Whether a system tray icon was created (closing the window then hides it).
+    pub tray: bool,
+}
+
+/// A quick action from the tray, a global shortcut or `baton-app --action`.
+#[derive(Debug, Clone, Serialize, Deserialize, Type, tauri_specta::Event)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum AppAction {
+    /// Start a new chat.
+    NewChat,
+    /// Start a new chat about the clipboard's text.
+    AskClipboard {
+        /// The clipboard's text (empty when it held none).
+        text: String,
+    },
+    /// Focus the search box.
+    Search,
+}
+
+/// A model Baton can fetch from its packages, and whether it is installed.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchableModel {
+    /// Registry name.
+    pub name: String,
+    /// What it is for (`chat`, `completion`, …).
+    pub task: String,
+    /// Download size of the installed file in bytes.
+    pub size: f64,
+    /// Licence of the weights.
+    pub licence: String,
+    /// Whether `make run` fetches it by default.
+    pub default: bool,
+    /// Whether it is registered already.
+    pub registered: bool,
+}
+
+/// Progress of a model fetch: `done` of `total` bytes in the current stage.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchProgressInfo {
+    /// The model.
+    pub model: String,
+    /// `checking`, `downloading`, `extracting` or `registering`.
+    pub stage: String,
+    /// Bytes done in this stage.
+    pub done: f64,
+    /// Bytes in this stage.
+    pub total: f64,
+}
+
+impl From<baton_runtime::FetchProgress> for FetchProgressInfo {
+    fn from(p: baton_runtime::FetchProgress) -> Self {
+        Self {
+            stage: to_json_name(&p.stage),
+            model: p.model,
+            done: p.done as f64,
+            total: p.total as f64,
+        }
+    }
+}

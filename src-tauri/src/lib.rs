@@ -1,0 +1,198 @@
+//! Baton's desktop app: a thin Tauri 2 shell over `baton-runtime`.
+//!
+//! Commands ([`commands`]) translate between the web UI in `ui/` and the runtime; answers
+//! stream through Tauri channels. The types the UI sees ([`dto`]) generate
+//! `ui/src/bindings.ts` through `tauri-specta`, and a test fails when that file is stale.
+//! The [`shell`] adds the tray menu, global shortcuts, single instance, close to tray and
+//! remembered window geometry. No business logic lives here.
+#![warn(missing_docs)]
+
+pub mod commands;
+pub mod dto;
+pub mod shell;
+pub mod state;
+
+use clap::Parser;
+use shell::Action;
+use state::AppState;
+use std::path::PathBuf;
+use tauri::Manager;
+
+/// Command-line arguments of `baton-app`. A second launch forwards them to the running
+/// instance, so `baton-app --action new-chat` works where global shortcuts do not.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "baton-app", version, about = "Baton's desktop app")]
+pub struct Args {
+    /// A quick action for the running instance (or this one, when none runs).
+    #[arg(long, value_enum)]
+    pub action: Option<Action>,
+    /// The data directory (database); also `BATON_DATA_DIR`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The config file; also `BATON_CONFIG`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Start hidden (in the tray).
+    #[arg(long)]
+    pub hidden: bool,
+}
+
+/// The typed command and event list shared by the app and the bindings generator.
+pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
+    tauri_specta::Builder::<tauri::Wry>::new()
+        .commands(tauri_specta::collect_commands![
+            commands::app_status,
+            commands::list_sessions,
+            commands::create_session,
+            commands::rename_session,
+            commands::delete_session,
+            commands::session_messages,
+            commands::search_messages,
+            commands::send_message,
+            commands::regenerate,
+            commands::stop_generation,
+            commands::list_models,
+            commands::add_model,
+            commands::fetchable_models,
+            commands::fetch_model,
+            commands::cancel_fetch,
+            commands::verify_model,
+            commands::remove_model,
+            commands::get_preferences,
+            commands::set_preferences,
+            commands::copy_text,
+            commands::take_pending_actions,
+        ])
+        .events(tauri_specta::collect_events![dto::AppAction])
+}
+
+/// The TypeScript bindings for the UI, as `ui/src/bindings.ts` must contain them.
+pub fn typescript_bindings() -> String {
+    let ts = specta_typescript::Typescript::default()
+        .header("// Generated from src-tauri by `cargo test -p baton-app` (BATON_UPDATE_BINDINGS=1). Do not edit.\n// @ts-nocheck\n");
+    specta_builder()
+        .export_str(ts)
+        .expect("the command types export to TypeScript")
+}
+
+/// Opens the runtime (recording why when it fails) and runs the app until it quits.
+pub fn run(args: Args) {
+    let paths = baton_runtime::Paths::resolve(args.data_dir.as_deref(), args.config.as_deref());
+    let started = std::time::Instant::now();
+    let runtime = tauri::async_runtime::block_on(baton_runtime::Runtime::open(paths.clone()))
+        .map_err(|e| dto::AppError::new("startup", e.to_string()));
+    match &runtime {
+        Ok(_) => tracing::info!(ms = started.elapsed().as_millis() as u64, "runtime open"),
+        Err(e) => tracing::error!(error = %e.message, "the runtime did not open"),
+    }
+    let builder = specta_builder();
+    let first_action = args.action;
+    let hidden = args.hidden;
+
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            let action = Args::try_parse_from(argv)
+                .ok()
+                .and_then(|a| a.action)
+                .unwrap_or(Action::Show);
+            shell::perform(app, action);
+        }))
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_global_shortcut::Builder::new().build())
+        .manage(AppState::new(paths, runtime))
+        .invoke_handler(builder.invoke_handler())
+        .on_window_event(shell::on_window_event)
+        .setup(move |app| {
+            builder.mount_events(app);
+            let handle = app.handle().clone();
+            // A tray needs a session bus on Linux; without one, closing the window quits.
+            let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
+                || !cfg!(target_os = "linux");
+            if bus {
+                match shell::build_tray(&handle) {
+                    Ok(()) => app.state::<AppState>().set_tray(true),
+                    Err(e) => tracing::warn!(error = %e, "no tray icon"),
+                }
+            }
+            let prefs = tauri::async_runtime::block_on(app.state::<AppState>().preferences())
+                .unwrap_or_default();
+            shell::apply_shortcuts(&handle, &prefs.shortcuts);
+            if let Some(window) = app.get_webview_window(shell::MAIN) {
+                tauri::async_runtime::block_on(shell::restore_geometry(&window));
+                if !hidden {
+                    window.show()?;
+                    window.set_focus()?;
+                }
+            }
+            if let Some(action) = first_action {
+                shell::perform(&handle, action);
+            }
+            tracing::info!(ms = started.elapsed().as_millis() as u64, "window shown");
+            Ok(())
+        })
+        .build(tauri::generate_context!())
+        .expect("the Tauri app builds from tauri.conf.json");
+
+    app.run(|app, event| {
+        if let tauri::RunEvent::Exit = event {
+            let state = app.state::<AppState>();
+            state.cancel_all();
+            if let Ok(rt) = state.runtime() {
+                tauri::async_runtime::block_on(rt.close());
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The UI's bindings are generated from these types; a stale file fails here.
+    /// `BATON_UPDATE_BINDINGS=1 cargo test -p baton-app` rewrites it.
+    #[test]
+    fn ui_bindings_are_up_to_date() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/bindings.ts");
+        let fresh = typescript_bindings();
+        if std::env::var_os("BATON_UPDATE_BINDINGS").is_some() {
+            std::fs::write(&path, &fresh).unwrap();
+        }
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            current == fresh,
+            "ui/src/bindings.ts is stale: run `BATON_UPDATE_BINDINGS=1 cargo test -p baton-app`"
+        );
+    }
+
+    #[test]
+    fn actions_parse_from_a_forwarded_command_line() {
+        let args = Args::try_parse_from(["baton-app", "--action", "new-chat"]).unwrap();
+        assert_eq!(args.action, Some(Action::NewChat));
+        let args = Args::try_parse_from(["baton-app", "--action", "ask-clipboard"]).unwrap();
+        assert_eq!(args.action, Some(Action::AskClipboard));
+        assert!(Args::try_parse_from(["baton-app", "--action", "dance"]).is_err());
+    }
+
+    #[test]
+    fn preferences_default_when_fields_are_missing() {
+        let p: dto::Preferences = serde_json::from_str(r#"{"theme":"dark"}"#).unwrap();
+        assert_eq!(p.theme, dto::ThemeChoice::Dark);
+        assert_eq!(p.shortcuts, dto::Shortcuts::default());
+        assert_eq!(p.model, None);
+    }
+
+    #[test]
+    fn generations_are_cancelled_per_session() {
+        let state = AppState::new(
+            baton_runtime::Paths::resolve(None, None),
+            Err(dto::AppError::new("startup", "x")),
+        );
+        let token = state.begin("a").unwrap();
+        assert!(state.begin("a").is_err(), "one generation per chat");
+        assert!(!state.cancel("b"));
+        assert!(state.cancel("a"));
+        assert!(token.is_cancelled());
+        state.finish("a");
+        assert!(state.begin("a").is_ok());
+    }
+}

@@ -1,0 +1,210 @@
+// End-to-end tests of the desktop app: the real binary under Xvfb + openbox, driven
+// through tauri-driver + WebKitWebDriver, against a tiny generated model. Started by
+// run.sh, which prepares the display, the data directory and the model.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { Keys, WebDriver } from "./webdriver.mjs";
+
+const APP = process.env.BATON_APP;
+const WORK = process.env.E2E_WORK;
+const SHOTS = process.env.E2E_ARTIFACTS;
+assert.ok(APP && WORK && SHOTS, "run through tests/e2e/run.sh");
+mkdirSync(SHOTS, { recursive: true });
+
+const SHORT_ANSWER = 3000; // tokens: a complete answer in about a second
+const LONG_ANSWER = 30_000; // tokens: long enough to be stopped half way
+
+function config(maxTokens) {
+  writeFileSync(
+    join(WORK, "config.toml"),
+    `[chat]\ndefault_model = "tiny"\nmax_tokens = ${maxTokens}\nsystem_prompt = ""\n\n[llm]\ncontext_length = 32768\n`,
+  );
+}
+
+function shot(name) {
+  const file = join(SHOTS, `${name}.png`);
+  execFileSync("import", ["-window", "root", file], { timeout: 20_000 });
+  return file;
+}
+
+async function launch(args = []) {
+  const wd = new WebDriver();
+  await wd.start(APP, args);
+  return wd;
+}
+
+/** Records the streaming message's text length at every DOM change (no app test hooks). */
+const WATCH_STREAM = `
+  window.__stream = [];
+  const obs = new MutationObserver(() => {
+    const el = document.querySelector('[data-testid="message-streaming"] [data-testid="answer-text"]');
+    if (el) window.__stream.push(el.textContent.length);
+  });
+  obs.observe(document.body, { subtree: true, childList: true, characterData: true });
+  return true;`;
+
+async function settle() {
+  await new Promise((r) => setTimeout(r, 400));
+}
+
+test("desktop app end to end", { timeout: 300_000 }, async (t) => {
+  let wd;
+  t.after(async () => wd?.quit());
+
+  await t.test("starts with an interactive window", async () => {
+    config(SHORT_ANSWER);
+    const started = Date.now();
+    wd = await launch();
+    await wd.waitForElement('[data-testid="new-chat"]', 30_000);
+    console.log(`# window interactive after ${Date.now() - started} ms (WebDriver session included)`);
+    assert.equal(await wd.title(), "Baton");
+    await settle();
+    shot("01-start-light");
+  });
+
+  let sessionTitle;
+  await t.test("a new session is created", async () => {
+    const before = await wd.count('[data-testid="session-item"]');
+    await wd.click(await wd.find('[data-testid="new-chat"]'));
+    await wd.waitFor("a new session in the sidebar", async () => (await wd.count('[data-testid="session-item"]')) === before + 1);
+    const title = await wd.text(await wd.find('[data-testid="chat-title"]'));
+    assert.equal(title, "New chat");
+    await wd.waitForElement('[data-testid="empty-state"]');
+    shot("02-new-session");
+  });
+
+  await t.test("a message streams an answer from the tiny model into the window", async () => {
+    await wd.exec(WATCH_STREAM);
+    const composer = await wd.find('[data-testid="composer"]');
+    await wd.type(composer, "Tell me about lighthouses");
+    await wd.type(composer, Keys.ENTER);
+    await wd.waitForElement('[data-testid="message-user"]');
+    const answer = await wd.waitForElement('[data-testid="message-assistant"] [data-testid="badge"]', 60_000);
+    const badge = await wd.text(answer);
+    assert.match(badge, /tiny/, "the badge names the model");
+    assert.match(badge, /tok\/s/, "the badge shows tokens per second");
+    assert.match(badge, new RegExp(`${SHORT_ANSWER} tokens`), "the whole answer arrived");
+    const text = await wd.text(await wd.find('[data-testid="message-assistant"] [data-testid="answer-text"]'));
+    assert.ok(text.length > 100, `an answer was shown (${text.length} chars)`);
+    const lengths = await wd.exec("return window.__stream");
+    const growing = new Set(lengths.filter((n) => n > 0 && n < text.length));
+    assert.ok(growing.size >= 2, `the answer grew in steps while streaming (${[...growing].slice(0, 10)})`);
+    sessionTitle = await wd.text(await wd.find('[data-testid="chat-title"]'));
+    assert.equal(sessionTitle, "Tell me about lighthouses", "the session is titled after the first message");
+    await settle();
+    shot("03-streamed-answer");
+  });
+
+  await t.test("the session is found by full-text search", async () => {
+    const search = await wd.find('[data-testid="search"]');
+    await wd.type(search, "lighthouses");
+    const hit = await wd.waitForElement('[data-testid="search-result"]');
+    assert.match(await wd.text(hit), /Tell me about lighthouses/);
+    await settle();
+    shot("04-search");
+    await wd.click(hit);
+    await wd.exec("const s = document.querySelector('[data-testid=search]'); s.value=''; s.dispatchEvent(new Event('input', {bubbles:true})); return true;");
+    await wd.waitForElement('[data-testid="session-item"]');
+  });
+
+  await t.test("a second launch with --action new-chat reaches the running window", async () => {
+    const before = await wd.count('[data-testid="session-item"]');
+    const started = Date.now();
+    execFileSync(APP, ["--action", "new-chat"], { timeout: 20_000, stdio: "ignore" });
+    assert.ok(Date.now() - started < 20_000, "the second instance handed over and exited");
+    await wd.waitFor("the forwarded new chat", async () => (await wd.count('[data-testid="session-item"]')) === before + 1);
+    assert.equal(await wd.text(await wd.find('[data-testid="chat-title"]')), "New chat");
+  });
+
+  await t.test("after a restart the session and its messages are still there", async () => {
+    await wd.cmd("POST", wd.s("/window/rect"), { width: 1000, height: 680 });
+    await new Promise((r) => setTimeout(r, 1000)); // the geometry is saved 0.5 s after a resize
+    await wd.quit();
+    config(LONG_ANSWER);
+    wd = await launch();
+    const item = await wd.waitForElement('[data-testid="session-item"]', 30_000);
+    const titles = await Promise.all((await wd.findAll('[data-testid="session-item"] .item-title')).map((e) => wd.text(e)));
+    assert.ok(titles.includes(sessionTitle), `the session is listed after the restart: ${titles}`);
+    assert.ok(item);
+    const size = await wd.exec("return [window.outerWidth, window.outerHeight]");
+    assert.ok(Math.abs(size[0] - 1000) < 40 && Math.abs(size[1] - 680) < 60, `the window size was remembered: ${size}`);
+    // Open the lighthouse session (the forwarded "New chat" is the most recent one).
+    for (const el of await wd.findAll('[data-testid="session-item"]')) {
+      if ((await wd.text(el)).includes(sessionTitle)) await wd.click(el);
+    }
+    await wd.waitFor("the stored messages", async () => (await wd.count('[data-testid="message-assistant"]')) === 1);
+    assert.equal(await wd.count('[data-testid="message-user"]'), 1);
+    assert.match(await wd.text(await wd.find('[data-testid="message-user"]')), /Tell me about lighthouses/);
+    await settle();
+    shot("05-after-restart");
+  });
+
+  await t.test("stop cancels a generation", async () => {
+    const composer = await wd.find('[data-testid="composer"]');
+    await wd.type(composer, "Now write a very long story");
+    await wd.type(composer, Keys.ENTER);
+    const stop = await wd.waitForElement('[data-testid="stop"]', 30_000);
+    await wd.waitFor(
+      "streamed text",
+      async () => (await wd.text(await wd.find('[data-testid="message-streaming"] [data-testid="answer-text"]'))).length > 200,
+      30_000,
+    );
+    shot("06-streaming");
+    const stoppedAt = Date.now();
+    await wd.click(stop);
+    await wd.waitFor("the generation to end", async () => (await wd.count('[data-testid="stop"]')) === 0, 10_000, 50);
+    const took = Date.now() - stoppedAt;
+    assert.ok(took < 5_000, `stopped within ${took} ms`);
+    await wd.waitFor("the partial answer", async () => (await wd.count('[data-testid="message-assistant"]')) === 2);
+    const badges = await wd.findAll('[data-testid="message-assistant"] [data-testid="badge"]');
+    const badge = await wd.text(badges[1]);
+    const tokens = Number((badge.match(/(\d+) tokens/) ?? [])[1]);
+    assert.ok(tokens > 0 && tokens < LONG_ANSWER, `the answer was cut short: ${badge}`);
+    assert.equal(await wd.count('[data-testid="send"]'), 1, "the composer is ready again");
+    assert.equal(await wd.count('[data-testid="stopped"]'), 1, "the answer is marked as stopped");
+    await settle();
+    shot("07-stopped");
+  });
+
+  await t.test("settings and the dark theme", async () => {
+    await wd.click(await wd.find('[data-testid="open-settings"]'));
+    await wd.waitForElement('[data-testid="settings"]');
+    await wd.click(await wd.find('[data-testid="theme-dark"]'));
+    await wd.waitFor("dark theme", async () => (await wd.exec("return document.documentElement.dataset.theme")) === "dark");
+    await wd.click(await wd.find('[data-testid="tab-models"]'));
+    await wd.waitForElement('[data-testid="model-row"]');
+    await settle();
+    shot("08-settings-models-dark");
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+    // The showcase session (Markdown and code, seeded by run.sh) in the dark theme.
+    const items = await wd.findAll('[data-testid="session-item"]');
+    for (const el of items) {
+      if ((await wd.text(el)).includes("Reverse the words")) await wd.click(el);
+    }
+    await wd.waitForElement(".code-block");
+    await settle();
+    shot("09-markdown-dark");
+    await wd.click(await wd.find('[data-testid="open-settings"]'));
+    await wd.click(await wd.waitForElement('[data-testid="theme-light"]'));
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+    await settle();
+    shot("10-markdown-light");
+  });
+
+  await t.test("a database that is not SQLite shows the error in the window", async () => {
+    await wd.quit();
+    const bad = join(WORK, "bad-data");
+    mkdirSync(bad, { recursive: true });
+    writeFileSync(join(bad, "baton.sqlite3"), "this is not a database\n".repeat(100));
+    wd = await launch(["--data-dir", bad]);
+    const el = await wd.waitForElement('[data-testid="startup-error"]', 30_000);
+    const text = await wd.text(el);
+    assert.match(text, /not a Baton database/);
+    assert.match(text, /What to do/);
+    await settle();
+    shot("11-startup-error");
+  });
+});

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# End-to-end tests of the desktop app. Starts its own Xvfb display, openbox, a D-Bus
+# session (for the tray and single-instance), and tauri-driver; generates a tiny model;
+# runs app.test.mjs; stops everything it started. Screenshots go to artifacts/e2e/.
+#
+#   tests/e2e/run.sh            # uses $CARGO_TARGET_DIR/debug/{baton-app,baton,baton-llm-worker}
+#
+# Needs: xvfb, openbox, dbus, imagemagick, webkit2gtk-driver (apt), tauri-driver (cargo
+# install tauri-driver --locked), node 20, python3 with gguf + numpy ($BATON_VENV).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+export BATON_APP="${BATON_APP:-$TARGET/debug/baton-app}"
+BATON_CLI="${BATON_CLI:-$TARGET/debug/baton}"
+export BATON_LLM_WORKER="${BATON_LLM_WORKER:-$TARGET/debug/baton-llm-worker}"
+PYTHON="${BATON_VENV:+$BATON_VENV/bin/python3}"
+PYTHON="${PYTHON:-python3}"
+export E2E_ARTIFACTS="${E2E_ARTIFACTS:-$ROOT/artifacts/e2e}"
+
+missing=()
+for bin in "$BATON_APP" "$BATON_CLI" "$BATON_LLM_WORKER"; do [[ -x "$bin" ]] || missing+=("$bin (cargo build)"); done
+for tool in Xvfb openbox dbus-run-session import WebKitWebDriver node; do command -v "$tool" >/dev/null || missing+=("$tool (apt)"); done
+TAURI_DRIVER="$(command -v tauri-driver || echo "$HOME/.cargo/bin/tauri-driver")"
+[[ -x "$TAURI_DRIVER" ]] || missing+=("tauri-driver (cargo install tauri-driver --locked)")
+if ((${#missing[@]})); then
+  printf 'e2e: missing %s\n' "${missing[@]}" >&2
+  exit 1
+fi
+
+WORK="$(mktemp -d /tmp/baton-e2e.XXXXXX)"
+export E2E_WORK="$WORK"
+pids=()
+cleanup() {
+  local status=$?
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if ((status == 0)); then rm -rf "$WORK"; else echo "e2e: kept $WORK for inspection" >&2; fi
+  exit $status
+}
+trap cleanup EXIT INT TERM
+
+# A private display: the first free number from 99 up.
+DISPLAY_NUM=99
+while [[ -e /tmp/.X11-unix/X$DISPLAY_NUM || -e /tmp/.X$DISPLAY_NUM-lock ]]; do DISPLAY_NUM=$((DISPLAY_NUM + 1)); done
+export DISPLAY=":$DISPLAY_NUM"
+Xvfb "$DISPLAY" -screen 0 1280x800x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do [[ -e /tmp/.X11-unix/X$DISPLAY_NUM ]] && break; sleep 0.1; done
+openbox >"$WORK/openbox.log" 2>&1 &
+pids+=($!)
+# A desktop-like background behind the window for the screenshots.
+xsetroot -solid '#3b3f58' 2>/dev/null || true
+
+# The app's data: a tiny random-weight model and a session with Markdown and code.
+export BATON_DATA_DIR="$WORK/data" BATON_CONFIG="$WORK/config.toml"
+export XDG_STATE_HOME="$WORK/state" XDG_CONFIG_HOME="$WORK/xdg-config" XDG_DATA_HOME="$WORK/xdg-data"
+export BATON_MODELS_DIR="$WORK/models"
+printf '[chat]\ndefault_model = "tiny"\n' >"$BATON_CONFIG"
+"$PYTHON" "$ROOT/models/gen_tiny_gguf.py" "$WORK/tiny.gguf" --context-length 32768 >/dev/null
+"$BATON_CLI" models add "$WORK/tiny.gguf" --name tiny --source "models/gen_tiny_gguf.py" >/dev/null
+SHOWCASE="$("$BATON_CLI" sessions new "Reverse the words of a sentence")"
+SHOWCASE="$(echo "$SHOWCASE" | grep -oE '[0-9a-f]{8}-[0-9a-f-]{27}' | head -1 || echo "$SHOWCASE")"
+"$BATON_CLI" sessions append "$SHOWCASE" "How do I reverse the words of a sentence in Rust?" >/dev/null
+"$BATON_CLI" sessions append "$SHOWCASE" --role assistant - >/dev/null <<'MD'
+Split on whitespace, reverse the iterator, and join the words again:
+
+```rust
+fn reverse_words(s: &str) -> String {
+    s.split_whitespace().rev().collect::<Vec<_>>().join(" ")
+}
+
+fn main() {
+    assert_eq!(reverse_words("local models are fast"), "fast are models local");
+}
+```
+
+- `split_whitespace` also drops **repeated** spaces.
+- For Unicode-aware word boundaries, use the `unicode-segmentation` crate.
+MD
+
+export WEBKIT_DISABLE_DMABUF_RENDERER=1 WEBKIT_DISABLE_COMPOSITING_MODE=1 NO_AT_BRIDGE=1
+mkdir -p "$E2E_ARTIFACTS"
+rm -f "$E2E_ARTIFACTS"/*.png
+
+# Ports for tauri-driver and WebKitWebDriver, away from other runs on the machine.
+export E2E_PORT="${E2E_PORT:-$((20000 + RANDOM % 20000))}"
+
+# Everything that needs the session bus runs inside one dbus-run-session.
+dbus-run-session -- bash -c '
+  set -euo pipefail
+  "$0" --port "$E2E_PORT" --native-port "$((E2E_PORT + 1))" --native-driver "$(command -v WebKitWebDriver)" >"$E2E_WORK/tauri-driver.log" 2>&1 &
+  driver=$!
+  trap "kill $driver 2>/dev/null || true" EXIT
+  for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/$E2E_PORT) 2>/dev/null && break
+    sleep 0.1
+  done
+  node --test --test-reporter=spec "$1"
+' "$TAURI_DRIVER" "$ROOT/tests/e2e/app.test.mjs"
+echo "e2e: screenshots in $E2E_ARTIFACTS"

@@ -1,0 +1,23 @@
+import { render, screen, waitFor } from "@testing-library/svelte";
+import { describe, expect, it } from "vitest";
+import App from "./App.svelte";
+import { fakeApi } from "./lib/fake-api";
+
+describe("App", () => {
+  it("shows the startup error and what to do, never a blank window", async () => {
+    const { api } = fakeApi({ startupError: "/data/baton.sqlite3 is not a Baton database" });
+    render(App, { props: { api } });
+    await waitFor(() => expect(screen.getByTestId("startup-error")).toBeTruthy());
+    expect(screen.getByText(/is not a Baton database/)).toBeTruthy();
+    expect(screen.getByText("What to do")).toBeTruthy();
+  });
+
+  it("shows the welcome state with a hint when no model is registered", async () => {
+    const { api } = fakeApi();
+    render(App, { props: { api } });
+    await waitFor(() => expect(screen.getByTestId("empty-state")).toBeTruthy());
+    expect(screen.getByText("Welcome to Baton")).toBeTruthy();
+    expect(screen.getByText(/No model is registered yet/)).toBeTruthy();
+    expect(screen.getByTestId("new-chat")).toBeTruthy();
+  });
+});

@@ -1,0 +1,129 @@
+// The UI's only door to the Rust side: the generated, typed commands in ../bindings.ts,
+// with their Result values turned into exceptions (ApiError) so components stay simple.
+import { Channel } from "@tauri-apps/api/core";
+import {
+  commands,
+  events,
+  type AppAction,
+  type AppError,
+  type AppStatus,
+  type FetchableModel,
+  type FetchProgressInfo,
+  type MessageInfo,
+  type ModelCheck,
+  type ModelInfo,
+  type Preferences,
+  type PreferencesState,
+  type SearchResult,
+  type SessionInfo,
+  type StreamEvent,
+  type TurnResult,
+} from "../bindings";
+
+export type {
+  AppAction,
+  AppError,
+  AppStatus,
+  FetchableModel,
+  FetchProgressInfo,
+  MessageInfo,
+  ModelCheck,
+  ModelInfo,
+  Preferences,
+  PreferencesState,
+  SearchResult,
+  SessionInfo,
+  StreamEvent,
+  TurnResult,
+};
+
+/** An error from a command: its kind (`modelUnavailable`, `notFound`, …) and message. */
+export class ApiError extends Error {
+  readonly kind: string;
+  constructor(error: AppError) {
+    super(error.message);
+    this.kind = error.kind;
+    this.name = "ApiError";
+  }
+}
+
+/** Turns any thrown value into a message a person can read. */
+export function errorMessage(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  if (typeof e === "string") return e;
+  if (e && typeof e === "object" && "message" in e) return String((e as { message: unknown }).message);
+  return "Something went wrong; see the logs (BATON_LOG=debug) for details.";
+}
+
+type R<T> = { status: "ok"; data: T } | { status: "error"; error: AppError };
+
+async function unwrap<T>(p: Promise<R<T>>): Promise<T> {
+  const r = await p;
+  if (r.status === "error") throw new ApiError(r.error);
+  return r.data;
+}
+
+/** What the UI needs from the shell. The real one talks to Rust; tests pass a fake. */
+export interface BatonApi {
+  status(): Promise<AppStatus>;
+  listSessions(): Promise<SessionInfo[]>;
+  createSession(title: string): Promise<SessionInfo>;
+  renameSession(id: string, title: string): Promise<SessionInfo>;
+  deleteSession(id: string): Promise<void>;
+  messages(id: string): Promise<MessageInfo[]>;
+  search(query: string): Promise<SearchResult[]>;
+  send(sessionId: string, text: string, model: string | null, onEvent: (e: StreamEvent) => void): Promise<TurnResult>;
+  regenerate(sessionId: string, model: string | null, onEvent: (e: StreamEvent) => void): Promise<TurnResult>;
+  stop(sessionId: string): Promise<boolean>;
+  listModels(): Promise<ModelInfo[]>;
+  addModel(path: string, name: string | null): Promise<ModelInfo>;
+  fetchableModels(): Promise<FetchableModel[]>;
+  fetchModel(name: string, onProgress: (p: FetchProgressInfo) => void): Promise<ModelInfo>;
+  cancelFetch(name: string): Promise<boolean>;
+  verifyModel(name: string): Promise<ModelCheck>;
+  removeModel(name: string): Promise<void>;
+  getPreferences(): Promise<PreferencesState>;
+  setPreferences(p: Preferences): Promise<PreferencesState>;
+  copy(text: string): Promise<void>;
+  takePendingActions(): Promise<AppAction[]>;
+  onAction(handler: (a: AppAction) => void): Promise<() => void>;
+}
+
+function channel<T>(onEvent: (e: T) => void): Channel<T> {
+  const ch = new Channel<T>();
+  ch.onmessage = onEvent;
+  return ch;
+}
+
+/** The API backed by the Tauri commands. */
+export const tauriApi: BatonApi = {
+  status: () => commands.appStatus(),
+  listSessions: () => unwrap(commands.listSessions()),
+  createSession: (title) => unwrap(commands.createSession(title)),
+  renameSession: (id, title) => unwrap(commands.renameSession(id, title)),
+  deleteSession: async (id) => {
+    await unwrap(commands.deleteSession(id));
+  },
+  messages: (id) => unwrap(commands.sessionMessages(id)),
+  search: (q) => unwrap(commands.searchMessages(q)),
+  send: (sessionId, text, model, onEvent) =>
+    unwrap(commands.sendMessage(sessionId, text, model, channel(onEvent))),
+  regenerate: (sessionId, model, onEvent) => unwrap(commands.regenerate(sessionId, model, channel(onEvent))),
+  stop: (sessionId) => commands.stopGeneration(sessionId),
+  listModels: () => unwrap(commands.listModels()),
+  addModel: (path, name) => unwrap(commands.addModel(path, name)),
+  fetchableModels: () => unwrap(commands.fetchableModels()),
+  fetchModel: (name, onProgress) => unwrap(commands.fetchModel(name, channel(onProgress))),
+  cancelFetch: (name) => commands.cancelFetch(name),
+  verifyModel: (name) => unwrap(commands.verifyModel(name)),
+  removeModel: async (name) => {
+    await unwrap(commands.removeModel(name));
+  },
+  getPreferences: () => unwrap(commands.getPreferences()),
+  setPreferences: (p) => unwrap(commands.setPreferences(p)),
+  copy: async (text) => {
+    await unwrap(commands.copyText(text));
+  },
+  takePendingActions: () => commands.takePendingActions(),
+  onAction: (handler) => events.appAction.listen((e) => handler(e.payload)),
+};

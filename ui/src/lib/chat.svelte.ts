@@ -1,0 +1,322 @@
+// The window's state and what the person can do with it. Every decision about data is
+// the runtime's; this class only keeps what is on screen in step with the API's answers.
+import { errorMessage, type AppStatus, type BatonApi, type MessageInfo, type ModelInfo, type Preferences, type SearchResult, type SessionInfo } from "./api";
+import { nowIso, titleFrom } from "./format";
+
+/** An error shown in the window, with what kind it is (so the UI can offer a way out). */
+export interface ShownError {
+  kind: string;
+  message: string;
+}
+
+/** The answer being generated. */
+export interface Streaming {
+  sessionId: string;
+  text: string;
+  model: string | null;
+  startedAt: number;
+  notices: string[];
+}
+
+export const NEW_CHAT_TITLE = "New chat";
+
+const defaultPreferences: Preferences = {
+  theme: "system",
+  model: null,
+  shortcuts: { showWindow: "CommandOrControl+Shift+Space", newChat: "CommandOrControl+Shift+N" },
+};
+
+function toShown(e: unknown): ShownError {
+  const kind = e && typeof e === "object" && "kind" in e ? String((e as { kind: unknown }).kind) : "error";
+  return { kind, message: errorMessage(e) };
+}
+
+export class ChatController {
+  status = $state<AppStatus | null>(null);
+  loading = $state(true);
+  sessions = $state<SessionInfo[]>([]);
+  currentId = $state<string | null>(null);
+  messages = $state<MessageInfo[]>([]);
+  streaming = $state<Streaming | null>(null);
+  error = $state<ShownError | null>(null);
+  models = $state<ModelInfo[]>([]);
+  preferences = $state<Preferences>(defaultPreferences);
+  shortcutErrors = $state<string[]>([]);
+  searchQuery = $state("");
+  searchResults = $state<SearchResult[] | null>(null);
+  searchError = $state<string | null>(null);
+  highlightMessageId = $state<number | null>(null);
+  /** Answers the person stopped in this window (shown with a "stopped" mark). */
+  stoppedIds = $state<Record<number, true>>({});
+  /** Text to put into the composer (an "ask about clipboard" action). */
+  draft = $state<{ text: string; nonce: number } | null>(null);
+
+  private pendingText = "";
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private searchTimer: ReturnType<typeof setTimeout> | null = null;
+  private searchSeq = 0;
+
+  constructor(private readonly api: BatonApi) {}
+
+  get current(): SessionInfo | null {
+    return this.sessions.find((s) => s.id === this.currentId) ?? null;
+  }
+
+  get busy(): boolean {
+    return this.streaming !== null && this.streaming.sessionId === this.currentId;
+  }
+
+  /** Loads everything the window shows at start. Never throws: errors are shown. */
+  async init(): Promise<void> {
+    this.loading = true;
+    try {
+      this.status = await this.api.status();
+      if (this.status.startupError) return;
+      const [sessions, models, prefs] = await Promise.all([
+        this.api.listSessions(),
+        this.api.listModels().catch(() => [] as ModelInfo[]),
+        this.api.getPreferences().catch(() => null),
+      ]);
+      this.sessions = sessions;
+      this.models = models;
+      if (prefs) {
+        this.preferences = prefs.preferences;
+        this.shortcutErrors = prefs.shortcutErrors;
+      }
+      if (sessions.length > 0) await this.select(sessions[0].id);
+    } catch (e) {
+      this.error = toShown(e);
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  async refreshSessions(): Promise<void> {
+    try {
+      this.sessions = await this.api.listSessions();
+    } catch (e) {
+      this.error = toShown(e);
+    }
+  }
+
+  async refreshModels(): Promise<void> {
+    this.models = await this.api.listModels();
+  }
+
+  async select(id: string, highlight: number | null = null): Promise<void> {
+    this.currentId = id;
+    this.highlightMessageId = highlight;
+    this.error = null;
+    try {
+      const list = await this.api.messages(id);
+      if (this.currentId === id) this.messages = list;
+    } catch (e) {
+      this.error = toShown(e);
+    }
+  }
+
+  /** Opens a fresh chat (reusing the current one when it is still empty). */
+  async newChat(): Promise<void> {
+    this.clearSearch();
+    const cur = this.current;
+    if (cur && cur.messageCount === 0 && this.messages.length === 0 && cur.title === NEW_CHAT_TITLE) return;
+    try {
+      const s = await this.api.createSession(NEW_CHAT_TITLE);
+      this.sessions = [s, ...this.sessions];
+      this.currentId = s.id;
+      this.messages = [];
+      this.error = null;
+    } catch (e) {
+      this.error = toShown(e);
+    }
+  }
+
+  /** Sends what the person typed and streams the answer. */
+  async send(text: string): Promise<void> {
+    const body = text.trim();
+    if (!body || this.busy) return;
+    this.error = null;
+    if (!this.currentId) {
+      await this.newChat();
+      if (!this.currentId) return;
+    }
+    const sessionId = this.currentId!;
+    const session = this.current;
+    if (session && session.title === NEW_CHAT_TITLE && session.messageCount === 0) {
+      try {
+        const renamed = await this.api.renameSession(sessionId, titleFrom(body));
+        this.replaceSession(renamed);
+      } catch {
+        // A title is cosmetic; the message matters.
+      }
+    }
+    const optimistic: MessageInfo = {
+      id: -Date.now(),
+      sessionId,
+      role: "user",
+      content: text,
+      model: null,
+      promptTokens: null,
+      completionTokens: null,
+      latencyMs: null,
+      firstTokenMs: null,
+      tokensPerSecond: null,
+      createdAt: nowIso(),
+    };
+    this.messages = [...this.messages, optimistic];
+    await this.run(sessionId, (onEvent) => this.api.send(sessionId, text, this.preferences.model, onEvent), optimistic.id);
+  }
+
+  /** Answers again (after an error, a stop, or to get another answer). */
+  async regenerate(): Promise<void> {
+    if (!this.currentId || this.busy) return;
+    const sessionId = this.currentId;
+    this.error = null;
+    await this.run(sessionId, (onEvent) => this.api.regenerate(sessionId, this.preferences.model, onEvent), null);
+  }
+
+  async stop(): Promise<void> {
+    if (this.streaming) await this.api.stop(this.streaming.sessionId);
+  }
+
+  private async run(
+    sessionId: string,
+    call: (onEvent: (e: import("./api").StreamEvent) => void) => Promise<import("./api").TurnResult>,
+    optimisticId: number | null,
+  ): Promise<void> {
+    this.streaming = { sessionId, text: "", model: this.preferences.model, startedAt: Date.now(), notices: [] };
+    this.pendingText = "";
+    try {
+      const result = await call((event) => {
+        if (!this.streaming) return;
+        if (event.type === "token") {
+          this.pendingText += event.text;
+          this.scheduleFlush();
+        } else if (event.type === "started") {
+          this.streaming.model = event.model;
+        } else if (event.type === "notice") {
+          this.streaming.notices = [...this.streaming.notices, event.message];
+        }
+      });
+      if (result.end === "cancelled") this.stoppedIds = { ...this.stoppedIds, [result.assistant.id]: true };
+      if (this.currentId === sessionId) {
+        const kept = this.messages.filter((m) => m.id !== optimisticId);
+        this.messages = [...kept, ...(result.user ? [result.user] : []), result.assistant];
+      }
+    } catch (e) {
+      if (this.currentId === sessionId) {
+        this.error = toShown(e);
+        // The runtime stored the question before the engine ran: show what is stored.
+        try {
+          this.messages = await this.api.messages(sessionId);
+        } catch {
+          /* keep the optimistic view */
+        }
+      }
+    } finally {
+      this.flush();
+      this.streaming = null;
+      await this.refreshSessions();
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => this.flush(), 33);
+  }
+
+  private flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (this.streaming && this.pendingText) {
+      this.streaming.text += this.pendingText;
+      this.pendingText = "";
+    }
+  }
+
+  private replaceSession(s: SessionInfo): void {
+    this.sessions = this.sessions.map((x) => (x.id === s.id ? { ...x, title: s.title, updatedAt: s.updatedAt } : x));
+  }
+
+  async rename(id: string, title: string): Promise<void> {
+    try {
+      this.replaceSession(await this.api.renameSession(id, title));
+    } catch (e) {
+      this.error = toShown(e);
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.api.deleteSession(id);
+      this.sessions = this.sessions.filter((s) => s.id !== id);
+      if (this.currentId === id) {
+        this.currentId = null;
+        this.messages = [];
+        if (this.sessions.length > 0) await this.select(this.sessions[0].id);
+      }
+    } catch (e) {
+      this.error = toShown(e);
+    }
+  }
+
+  /** Full-text search, debounced; an empty query shows the session list again. */
+  setSearch(query: string, delayMs = 150): void {
+    this.searchQuery = query;
+    if (this.searchTimer) clearTimeout(this.searchTimer);
+    if (!query.trim()) {
+      this.searchResults = null;
+      this.searchError = null;
+      return;
+    }
+    this.searchTimer = setTimeout(() => void this.runSearch(query), delayMs);
+  }
+
+  async runSearch(query: string): Promise<void> {
+    const seq = ++this.searchSeq;
+    try {
+      const hits = await this.api.search(query);
+      if (seq === this.searchSeq) {
+        this.searchResults = hits;
+        this.searchError = null;
+      }
+    } catch (e) {
+      if (seq === this.searchSeq) {
+        this.searchResults = [];
+        this.searchError = errorMessage(e);
+      }
+    }
+  }
+
+  clearSearch(): void {
+    this.setSearch("");
+  }
+
+  async setModel(model: string | null): Promise<void> {
+    await this.savePreferences({ ...this.preferences, model });
+  }
+
+  async savePreferences(p: Preferences): Promise<void> {
+    this.preferences = p;
+    try {
+      const saved = await this.api.setPreferences(p);
+      this.preferences = saved.preferences;
+      this.shortcutErrors = saved.shortcutErrors;
+    } catch (e) {
+      this.error = toShown(e);
+    }
+  }
+
+  /** A quick action from the tray, a shortcut or `baton-app --action`. */
+  async handleAction(action: import("./api").AppAction): Promise<void> {
+    if (action.kind === "newChat") {
+      await this.newChat();
+    } else if (action.kind === "askClipboard") {
+      await this.newChat();
+      const text = action.text.trim();
+      const quoted = text ? `${text.split("\n").map((l) => `> ${l}`).join("\n")}\n\n` : "";
+      this.draft = { text: quoted, nonce: Date.now() };
+      if (!text) this.error = { kind: "clipboard", message: "The clipboard holds no text. Copy some text, then choose “Ask about clipboard” again." };
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import { describe, expect, it, vi } from "vitest";
+import { ChatController, NEW_CHAT_TITLE } from "./chat.svelte";
+import { fakeApi } from "./fake-api";
+
+describe("ChatController", () => {
+  it("creates a session, titles it from the first message and stores the streamed answer", async () => {
+    const { api } = fakeApi({ tokens: ["The", " answer"] });
+    const chat = new ChatController(api);
+    await chat.init();
+    expect(chat.sessions).toHaveLength(0);
+    await chat.newChat();
+    expect(chat.sessions[0].title).toBe(NEW_CHAT_TITLE);
+    await chat.send("What is Baton?\nsecond line");
+    expect(chat.current?.title).toBe("What is Baton?");
+    expect(chat.messages.map((m) => m.role)).toEqual(["user", "assistant"]);
+    expect(chat.messages[1].content).toBe("The answer");
+    expect(chat.streaming).toBeNull();
+    expect(chat.error).toBeNull();
+  });
+
+  it("reuses an empty new chat instead of piling them up", async () => {
+    const { api } = fakeApi();
+    const chat = new ChatController(api);
+    await chat.init();
+    await chat.newChat();
+    await chat.newChat();
+    expect(chat.sessions).toHaveLength(1);
+  });
+
+  it("shows a missing model as an error and keeps the question", async () => {
+    const { api } = fakeApi({ tokens: null });
+    const chat = new ChatController(api);
+    await chat.init();
+    await chat.send("hello");
+    expect(chat.error?.kind).toBe("modelUnavailable");
+    expect(chat.error?.message).toContain("not registered");
+    expect(chat.messages.map((m) => m.content)).toEqual(["hello"]);
+  });
+
+  it("streams tokens into the view and stops on request", async () => {
+    const { api } = fakeApi({ tokens: ["a", "b", "c"], waitForStop: true });
+    const chat = new ChatController(api);
+    await chat.init();
+    const sending = chat.send("go");
+    await vi.waitFor(() => expect(chat.streaming?.text).toBe("abc"));
+    expect(chat.busy).toBe(true);
+    await chat.stop();
+    await sending;
+    expect(chat.busy).toBe(false);
+    expect(chat.messages.at(-1)?.content).toBe("abc");
+    expect(chat.stoppedIds[chat.messages.at(-1)!.id]).toBe(true);
+  });
+
+  it("searches with a debounce and clears back to the list", async () => {
+    const { api } = fakeApi({ tokens: ["fine"] });
+    const chat = new ChatController(api);
+    await chat.init();
+    await chat.send("museums in Lisbon");
+    chat.setSearch("lisbon", 0);
+    await vi.waitFor(() => expect(chat.searchResults).toHaveLength(1));
+    chat.clearSearch();
+    expect(chat.searchResults).toBeNull();
+  });
+
+  it("renames and deletes sessions", async () => {
+    const { api } = fakeApi();
+    const chat = new ChatController(api);
+    await chat.init();
+    await chat.send("one");
+    const id = chat.currentId!;
+    await chat.rename(id, "Renamed");
+    expect(chat.current?.title).toBe("Renamed");
+    await chat.remove(id);
+    expect(chat.sessions).toHaveLength(0);
+    expect(chat.currentId).toBeNull();
+  });
+
+  it("turns 'ask about clipboard' into a quoted draft in a new chat", async () => {
+    const { api } = fakeApi();
+    const chat = new ChatController(api);
+    await chat.init();
+    await chat.handleAction({ kind: "askClipboard", text: "line 1\nline 2" });
+    expect(chat.draft?.text).toBe("> line 1\n> line 2\n\n");
+    await chat.handleAction({ kind: "askClipboard", text: "" });
+    expect(chat.error?.kind).toBe("clipboard");
+  });
+
+  it("stops at a startup error", async () => {
+    const { api } = fakeApi({ startupError: "not a Baton database" });
+    const chat = new ChatController(api);
+    await chat.init();
+    expect(chat.status?.startupError?.message).toBe("not a Baton database");
+    expect(chat.loading).toBe(false);
+  });
+});
