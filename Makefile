@@ -62,10 +62,12 @@ TAURI_DRIVER := $(HOME)/.cargo/bin/tauri-driver
 $(TAURI_DRIVER):
 	$(CARGO) install tauri-driver --locked --version 2.1.0
 
+# `--all-targets` for the binaries the e2e tests run: the same feature set as clippy and
+# the tests, so llama.cpp and the other native parts are compiled once, not twice.
 test: lint $(TAURI_DRIVER)
 	cd ui && npm run --silent test
 	$(CARGO) test --workspace
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --all-targets
 	bash tests/e2e/run.sh
 
 # Only the desktop end-to-end tests (screenshots in artifacts/e2e/).

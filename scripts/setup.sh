@@ -22,7 +22,7 @@ APT_PACKAGES=(
   unzip
   # The desktop app (Tauri 2 on WebKitGTK), its tray, and its end-to-end tests.
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev libxdo-dev
-  webkit2gtk-driver dbus x11-xserver-utils
+  webkit2gtk-driver dbus x11-xserver-utils xdotool
 )
 
 # Python packages for model tooling, installed into a private virtual environment.

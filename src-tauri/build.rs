@@ -38,6 +38,13 @@ fn main() {
         "set_preferences",
         "copy_text",
         "take_pending_actions",
+        "start_capture",
+        "pending_capture",
+        "cancel_capture",
+        "finish_capture",
+        "list_captures",
+        "get_capture",
+        "delete_capture",
     ];
     // Every app command gets an `allow-…` permission; the window's capability grants them
     // through the `allow-app-commands` set (permissions/app.toml) and nothing else.

@@ -317,6 +317,8 @@ pub struct Shortcuts {
     pub show_window: String,
     /// Opens a new chat.
     pub new_chat: String,
+    /// Captures the screen to read a region.
+    pub ocr_region: String,
 }
 
 impl Default for Shortcuts {
@@ -324,6 +326,7 @@ impl Default for Shortcuts {
         Self {
             show_window: "CommandOrControl+Shift+Space".into(),
             new_chat: "CommandOrControl+Shift+N".into(),
+            ocr_region: "CommandOrControl+Shift+O".into(),
         }
     }
 }
@@ -434,6 +437,16 @@ pub enum AppAction {
     },
     /// Focus the search box.
     Search,
+    /// Show a capture that was just read.
+    ShowCapture {
+        /// Its store id.
+        id: f64,
+    },
+    /// "OCR a region" failed; the message says why and what to do.
+    CaptureFailed {
+        /// The message.
+        message: String,
+    },
 }
 
 /// A model Baton can fetch from its packages, and whether it is installed.
@@ -475,6 +488,152 @@ impl From<baton_runtime::FetchProgress> for FetchProgressInfo {
             model: p.model,
             done: p.done as f64,
             total: p.total as f64,
+        }
+    }
+}
+
+/// A screenshot waiting for its region to be selected.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCapture {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The image as a `data:image/png;base64,…` URL.
+    pub image: String,
+}
+
+/// A rectangle in pixels of a capture's image.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct BoxInfo {
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+impl From<baton_core::BoundingBox> for BoxInfo {
+    fn from(b: baton_core::BoundingBox) -> Self {
+        Self {
+            x: b.x,
+            y: b.y,
+            width: b.width,
+            height: b.height,
+        }
+    }
+}
+
+/// A word OCR read.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct WordInfo {
+    /// The text.
+    pub text: String,
+    /// Where it is.
+    pub bbox: BoxInfo,
+    /// Confidence in [0, 1].
+    pub confidence: f32,
+    /// Index of its line.
+    pub line: u32,
+}
+
+/// A UI element found in a capture.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct ElementInfo {
+    /// `button`, `text_field`, `checkbox`, `radio`, `link`, `label`, `icon`…
+    pub kind: String,
+    /// Where it is.
+    pub bbox: BoxInfo,
+    /// Confidence in [0, 1].
+    pub confidence: f32,
+    /// Its text, if any.
+    pub text: Option<String>,
+}
+
+/// A stored capture with what was read from it.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptureInfo {
+    /// Store id.
+    pub id: f64,
+    /// How it was taken (`region`, …).
+    pub source: String,
+    /// Image width in pixels.
+    pub width: u32,
+    /// Image height in pixels.
+    pub height: u32,
+    /// The text, lines joined with newlines.
+    pub text: String,
+    /// Words with boxes.
+    pub words: Vec<WordInfo>,
+    /// UI elements with boxes.
+    pub elements: Vec<ElementInfo>,
+    /// RFC 3339 time it was taken.
+    pub created_at: String,
+    /// The image as a data URL (absent when its file is gone).
+    pub image: Option<String>,
+}
+
+/// Reads the words and elements stored as JSON with a capture.
+pub fn capture_boxes(
+    words: serde_json::Value,
+    elements: serde_json::Value,
+) -> (Vec<WordInfo>, Vec<ElementInfo>) {
+    let words: Vec<baton_core::OcrWord> = serde_json::from_value(words).unwrap_or_default();
+    let elements: Vec<baton_core::UiElement> = serde_json::from_value(elements).unwrap_or_default();
+    (
+        words
+            .into_iter()
+            .map(|w| WordInfo {
+                text: w.text,
+                bbox: w.bbox.into(),
+                confidence: w.confidence,
+                line: u32::try_from(w.line).unwrap_or(u32::MAX),
+            })
+            .collect(),
+        elements
+            .into_iter()
+            .map(|e| ElementInfo {
+                kind: to_json_name(&e.kind),
+                bbox: e.bbox.into(),
+                confidence: e.confidence,
+                text: e.text,
+            })
+            .collect(),
+    )
+}
+
+/// A capture in the history list.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptureSummaryInfo {
+    /// Store id.
+    pub id: f64,
+    /// Image width in pixels.
+    pub width: u32,
+    /// Image height in pixels.
+    pub height: u32,
+    /// The start of the text, or a search snippet with `[`…`]` around hits.
+    pub excerpt: String,
+    /// RFC 3339 time it was taken.
+    pub created_at: String,
+}
+
+impl From<baton_store::CaptureSummary> for CaptureSummaryInfo {
+    fn from(c: baton_store::CaptureSummary) -> Self {
+        Self {
+            id: c.id as f64,
+            width: c.width,
+            height: c.height,
+            excerpt: c.excerpt,
+            created_at: c.created_at.to_rfc3339(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! remembered window geometry. No business logic lives here.
 #![warn(missing_docs)]
 
+pub mod capture;
 pub mod commands;
 pub mod dto;
 pub mod shell;
@@ -62,6 +63,13 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::set_preferences,
             commands::copy_text,
             commands::take_pending_actions,
+            capture::start_capture,
+            capture::pending_capture,
+            capture::cancel_capture,
+            capture::finish_capture,
+            capture::list_captures,
+            capture::get_capture,
+            capture::delete_capture,
         ])
         .events(tauri_specta::collect_events![dto::AppAction])
 }

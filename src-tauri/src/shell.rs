@@ -27,6 +27,8 @@ pub enum Action {
     AskClipboard,
     /// Focus the search box.
     Search,
+    /// Capture the screen and read a region of it (OCR).
+    OcrRegion,
     /// Quit Baton.
     Quit,
 }
@@ -74,6 +76,7 @@ pub fn perform(app: &AppHandle, action: Action) {
             let text = app.clipboard().read_text().unwrap_or_default();
             deliver(app, AppAction::AskClipboard { text });
         }
+        Action::OcrRegion => crate::capture::begin(app),
         Action::Quit => app.exit(0),
     }
 }
@@ -90,12 +93,18 @@ pub fn build_tray(app: &AppHandle) -> tauri::Result<()> {
             true,
             None::<&str>,
         )?,
+        MenuItem::with_id(app, "ocr-region", "OCR a screen region", true, None::<&str>)?,
     ];
     let toggle = MenuItem::with_id(app, "toggle", "Show/Hide Baton", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit Baton", true, None::<&str>)?;
     let sep1 = PredefinedMenuItem::separator(app)?;
     let sep2 = PredefinedMenuItem::separator(app)?;
-    let menu = Menu::with_items(app, &[&items[0], &items[1], &sep1, &toggle, &sep2, &quit])?;
+    let menu = Menu::with_items(
+        app,
+        &[
+            &items[0], &items[1], &items[2], &sep1, &toggle, &sep2, &quit,
+        ],
+    )?;
     let icon = tauri::image::Image::from_bytes(include_bytes!("../../icons/tray.png"))?;
     TrayIconBuilder::with_id("baton")
         .icon(icon)
@@ -106,6 +115,7 @@ pub fn build_tray(app: &AppHandle) -> tauri::Result<()> {
             let action = match event.id().as_ref() {
                 "new-chat" => Action::NewChat,
                 "ask-clipboard" => Action::AskClipboard,
+                "ocr-region" => Action::OcrRegion,
                 "toggle" => Action::Toggle,
                 "quit" => Action::Quit,
                 _ => return,
@@ -126,6 +136,7 @@ pub fn apply_shortcuts(app: &AppHandle, shortcuts: &Shortcuts) {
     for (accel, action, label) in [
         (&shortcuts.show_window, Action::Show, "Show window"),
         (&shortcuts.new_chat, Action::NewChat, "New chat"),
+        (&shortcuts.ocr_region, Action::OcrRegion, "OCR a region"),
     ] {
         if accel.trim().is_empty() {
             continue;
@@ -237,6 +248,9 @@ async fn save_geometry(window: &WebviewWindow) {
 
 /// Window events: remember geometry; closing hides to the tray when there is one.
 pub fn on_window_event(window: &tauri::Window, event: &WindowEvent) {
+    if window.label() != MAIN {
+        return;
+    }
     let Some(webview) = window.app_handle().get_webview_window(window.label()) else {
         return;
     };

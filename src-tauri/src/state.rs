@@ -24,6 +24,7 @@ pub struct AppState {
     tray: Mutex<bool>,
     started: Instant,
     interactive: AtomicBool,
+    pending_shot: Mutex<Option<crate::capture::PendingShot>>,
 }
 
 impl AppState {
@@ -38,6 +39,7 @@ impl AppState {
             tray: Mutex::new(false),
             started: Instant::now(),
             interactive: AtomicBool::new(false),
+            pending_shot: Mutex::default(),
         }
     }
 
@@ -49,6 +51,11 @@ impl AppState {
                 "window interactive"
             );
         }
+    }
+
+    /// The screenshot waiting for a region selection, if any.
+    pub fn pending_shot(&self) -> std::sync::MutexGuard<'_, Option<crate::capture::PendingShot>> {
+        self.pending_shot.lock().expect("pending shot lock")
     }
 
     /// Where files live.

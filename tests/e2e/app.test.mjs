@@ -2,7 +2,7 @@
 // through tauri-driver + WebKitWebDriver, against a tiny generated model. Started by
 // run.sh, which prepares the display, the data directory and the model.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -192,6 +192,51 @@ test("desktop app end to end", { timeout: 300_000 }, async (t) => {
     await wd.click(await wd.find('[data-testid="close-settings"]'));
     await settle();
     shot("10-markdown-light");
+  });
+
+  await t.test("OCR a region: select on the captured screen, read, store, ask", async () => {
+    // Something to read on the screen: rendered text in an ImageMagick window.
+    const png = join(WORK, "invoice.png");
+    execFileSync("convert", [
+      "-size", "700x200", "xc:white", "-font", "DejaVu-Sans", "-pointsize", "32", "-fill", "black",
+      "-annotate", "+20+60", "Invoice 2024 total 1234.56", "-annotate", "+20+130", "Ship to Lisbon on Monday", png,
+    ]);
+    const viewer = spawn("display", ["-geometry", "+40+440", "-title", "Invoice", png], { stdio: "ignore" });
+    t.after(() => viewer.kill());
+    execFileSync("xdotool", ["search", "--sync", "--name", "^Invoice$"], { timeout: 10_000 });
+    await new Promise((r) => setTimeout(r, 500));
+    // The quick action reaches the running app, which captures the screen and opens the
+    // full-screen selection window over it.
+    execFileSync(APP, ["--action", "ocr-region"], { timeout: 20_000, stdio: "ignore" });
+    execFileSync("xdotool", ["search", "--sync", "--name", "select a region"], { timeout: 20_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    shot("12-region-select");
+    const xdo = (...args) => execFileSync("xdotool", args.map(String));
+    xdo("mousemove", 30, 420);
+    xdo("mousedown", 1);
+    xdo("mousemove", 400, 560);
+    xdo("mousemove", 760, 700);
+    await new Promise((r) => setTimeout(r, 300));
+    xdo("mouseup", 1);
+    await new Promise((r) => setTimeout(r, 300));
+    shot("13-region-selected");
+    xdo("key", "Return");
+    const text = await wd.waitForElement('[data-testid="capture-text"]', 30_000);
+    const read = await wd.text(text);
+    assert.match(read, /Invoice 2024 total 1234\.56/, `the region was read: ${read}`);
+    assert.match(read, /Ship to Lisbon on Monday/, `the region was read: ${read}`);
+    await settle();
+    shot("14-capture-result");
+    // Stored and searchable.
+    await wd.type(await wd.find('[data-testid="capture-search"]'), "lisbon");
+    await wd.waitFor("the capture found by search", async () => (await wd.count('[data-testid="capture-item"] mark')) === 1);
+    // "Ask about this" starts a chat with the text quoted in the composer.
+    await wd.click(await wd.find('[data-testid="ask-capture"]'));
+    await wd.waitFor("the quoted text", async () =>
+      /> Invoice 2024 total/.test(await wd.exec("return document.querySelector('[data-testid=composer]').value")),
+    );
+    await settle();
+    shot("15-ask-about-capture");
   });
 
   await t.test("a database that is not SQLite shows the error in the window", async () => {

@@ -55,7 +55,7 @@ for run in $(seq "$RUNS"); do
   a=$(rss_kib "$app"); total=$a
   for p in $(descendants "$app"); do total=$((total + $(rss_kib "$p"))); done
   rss_app+=($((a / 1024))); rss_all+=($((total / 1024)))
-  echo "run $run: interactive after ${starts[-1]} ms; idle RSS app ${rss_app[-1]} MiB, with WebKit processes ${rss_all[-1]} MiB (app log: $(grep -o 'ms=[0-9]* window interactive' "$log"))"
+  echo "run $run: interactive after ${starts[-1]} ms; idle RSS app ${rss_app[-1]} MiB, with WebKit processes ${rss_all[-1]} MiB (the app's own log: $(grep -o 'window interactive.*' "$log" | sed 's/\x1b\[[0-9;]*m//g'))"
   kill "$app" 2>/dev/null || true
   wait "$bus" 2>/dev/null || true
 done

@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 export BATON_APP="${BATON_APP:-$TARGET/debug/baton-app}"
-BATON_CLI="${BATON_CLI:-$TARGET/debug/baton}"
+export BATON_CLI="${BATON_CLI:-$TARGET/debug/baton}"
 export BATON_LLM_WORKER="${BATON_LLM_WORKER:-$TARGET/debug/baton-llm-worker}"
 PYTHON="${BATON_VENV:+$BATON_VENV/bin/python3}"
 PYTHON="${PYTHON:-python3}"
@@ -20,7 +20,7 @@ export E2E_ARTIFACTS="${E2E_ARTIFACTS:-$ROOT/artifacts/e2e}"
 
 missing=()
 for bin in "$BATON_APP" "$BATON_CLI" "$BATON_LLM_WORKER"; do [[ -x "$bin" ]] || missing+=("$bin (cargo build)"); done
-for tool in Xvfb openbox dbus-run-session import WebKitWebDriver node; do command -v "$tool" >/dev/null || missing+=("$tool (apt)"); done
+for tool in Xvfb openbox dbus-run-session import convert display xdotool WebKitWebDriver node; do command -v "$tool" >/dev/null || missing+=("$tool (apt)"); done
 TAURI_DRIVER="$(command -v tauri-driver || echo "$HOME/.cargo/bin/tauri-driver")"
 [[ -x "$TAURI_DRIVER" ]] || missing+=("tauri-driver (cargo install tauri-driver --locked)")
 if ((${#missing[@]})); then

@@ -219,6 +219,74 @@ async copyText(text: string) : Promise<Result<null, AppError>> {
  */
 async takePendingActions() : Promise<AppAction[]> {
     return await TAURI_INVOKE("take_pending_actions");
+},
+/**
+ * Starts "OCR a region" from the chat window's button.
+ */
+async startCapture() : Promise<void> {
+    await TAURI_INVOKE("start_capture");
+},
+/**
+ * The screenshot to select from (the selection window asks for it when it loads).
+ */
+async pendingCapture() : Promise<Result<PendingCapture, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("pending_capture") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Closes the selection window without reading anything (Esc).
+ */
+async cancelCapture() : Promise<void> {
+    await TAURI_INVOKE("cancel_capture");
+},
+/**
+ * Reads the selected rectangle (pixels of the screenshot), stores the capture and shows
+ * it in the chat window.
+ */
+async finishCapture(x: number, y: number, width: number, height: number) : Promise<Result<CaptureInfo, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("finish_capture", { x, y, width, height }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Stored captures, newest first; with a query, those whose text matches it.
+ */
+async listCaptures(query: string | null) : Promise<Result<CaptureSummaryInfo[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("list_captures", { query }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * One capture with its image, words and elements.
+ */
+async getCapture(id: number) : Promise<Result<CaptureInfo, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("get_capture", { id }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Deletes a capture and its image file.
+ */
+async deleteCapture(id: number) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("delete_capture", { id }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
 }
 }
 
@@ -252,7 +320,15 @@ export type AppAction =
 /**
  * Focus the search box.
  */
-{ kind: "search" }
+{ kind: "search" } | 
+/**
+ * Show a capture that was just read.
+ */
+{ kind: "showCapture"; id: number } | 
+/**
+ * "OCR a region" failed; the message says why and what to do.
+ */
+{ kind: "captureFailed"; message: string }
 /**
  * A problem the UI shows, with what to do about it.
  */
@@ -290,6 +366,90 @@ defaultModel: string;
  */
 tray: boolean }
 /**
+ * A rectangle in pixels of a capture's image.
+ */
+export type BoxInfo = { 
+/**
+ * Left edge.
+ */
+x: number; 
+/**
+ * Top edge.
+ */
+y: number; 
+/**
+ * Width.
+ */
+width: number; 
+/**
+ * Height.
+ */
+height: number }
+/**
+ * A stored capture with what was read from it.
+ */
+export type CaptureInfo = { 
+/**
+ * Store id.
+ */
+id: number; 
+/**
+ * How it was taken (`region`, …).
+ */
+source: string; 
+/**
+ * Image width in pixels.
+ */
+width: number; 
+/**
+ * Image height in pixels.
+ */
+height: number; 
+/**
+ * The text, lines joined with newlines.
+ */
+text: string; 
+/**
+ * Words with boxes.
+ */
+words: WordInfo[]; 
+/**
+ * UI elements with boxes.
+ */
+elements: ElementInfo[]; 
+/**
+ * RFC 3339 time it was taken.
+ */
+createdAt: string; 
+/**
+ * The image as a data URL (absent when its file is gone).
+ */
+image: string | null }
+/**
+ * A capture in the history list.
+ */
+export type CaptureSummaryInfo = { 
+/**
+ * Store id.
+ */
+id: number; 
+/**
+ * Image width in pixels.
+ */
+width: number; 
+/**
+ * Image height in pixels.
+ */
+height: number; 
+/**
+ * The start of the text, or a search snippet with `[`…`]` around hits.
+ */
+excerpt: string; 
+/**
+ * RFC 3339 time it was taken.
+ */
+createdAt: string }
+/**
  * Where Baton keeps its files.
  */
 export type DataPaths = { 
@@ -305,6 +465,26 @@ configFile: string;
  * Fetched models.
  */
 modelsDir: string }
+/**
+ * A UI element found in a capture.
+ */
+export type ElementInfo = { 
+/**
+ * `button`, `text_field`, `checkbox`, `radio`, `link`, `label`, `icon`…
+ */
+kind: string; 
+/**
+ * Where it is.
+ */
+bbox: BoxInfo; 
+/**
+ * Confidence in [0, 1].
+ */
+confidence: number; 
+/**
+ * Its text, if any.
+ */
+text: string | null }
 /**
  * Progress of a model fetch: `done` of `total` bytes in the current stage.
  */
@@ -486,6 +666,22 @@ license: string | null;
  */
 enabled: boolean }
 /**
+ * A screenshot waiting for its region to be selected.
+ */
+export type PendingCapture = { 
+/**
+ * Width in pixels.
+ */
+width: number; 
+/**
+ * Height in pixels.
+ */
+height: number; 
+/**
+ * The image as a `data:image/png;base64,…` URL.
+ */
+image: string }
+/**
  * The person's UI preferences, kept in the store's settings table.
  */
 export type Preferences = { 
@@ -581,7 +777,11 @@ showWindow: string;
 /**
  * Opens a new chat.
  */
-newChat: string }
+newChat: string; 
+/**
+ * Captures the screen to read a region.
+ */
+ocrRegion: string }
 /**
  * One event of a streaming answer.
  */
@@ -646,6 +846,26 @@ assistant: MessageInfo;
  * How the generation ended.
  */
 end: TurnEnd }
+/**
+ * A word OCR read.
+ */
+export type WordInfo = { 
+/**
+ * The text.
+ */
+text: string; 
+/**
+ * Where it is.
+ */
+bbox: BoxInfo; 
+/**
+ * Confidence in [0, 1].
+ */
+confidence: number; 
+/**
+ * Index of its line.
+ */
+line: number }
 
 /** tauri-specta globals **/
 

@@ -78,10 +78,12 @@ fn models_are_added_listed_verified_and_chatted_with() {
         "the turn was stored: {list}"
     );
 
+    // Enough tokens that the tiny model's decoding takes several milliseconds (timings
+    // are whole milliseconds; 16 tokens took under one and read as 0 tok/s).
     let out = baton(
         d,
         &[
-            "--json", "bench", "llm", "--model", "tiny", "--tokens", "16", "--runs", "2",
+            "--json", "bench", "llm", "--model", "tiny", "--tokens", "400", "--runs", "2",
         ],
     );
     assert!(

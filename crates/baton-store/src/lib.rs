@@ -1,14 +1,15 @@
 //! Baton's SQLite store.
 //!
 //! One SQLite file (WAL mode, foreign keys on, a busy timeout, `synchronous = FULL`) holds
-//! sessions, messages, model runs and settings, with an FTS5 index over message text that
-//! triggers keep in sync. Migrations are embedded with `sqlx::migrate!`; every query is a
+//! sessions, messages, model runs, settings, the model registry and OCR captures, with FTS5
+//! indexes over message and capture text that triggers keep in sync. Migrations are embedded with `sqlx::migrate!`; every query is a
 //! runtime-checked `sqlx::query*` call, so the crate builds without a live `DATABASE_URL`.
 //!
 //! Invariant: a write the user would miss (a message, a run record) is committed before
 //! the call that makes it returns.
 #![warn(missing_docs)]
 
+mod captures;
 mod error;
 mod messages;
 mod models;
@@ -19,6 +20,7 @@ mod sessions;
 mod settings;
 mod time;
 
+pub use captures::{Capture, CaptureSummary, NewCapture};
 pub use error::StoreError;
 pub use messages::{Message, NewMessage};
 pub use models::ModelRecord;

@@ -270,3 +270,56 @@ async fn models_are_registered_updated_and_removed() {
     assert!(store.remove_model("tiny").await.unwrap());
     assert!(!store.remove_model("tiny").await.unwrap());
 }
+
+#[tokio::test]
+async fn captures_are_stored_searchable_and_deletable() {
+    let dir = tempfile::tempdir().unwrap();
+    let id;
+    {
+        let store = Store::open_in(dir.path()).await.unwrap();
+        let capture = store
+            .add_capture(&baton_store::NewCapture {
+                source: "region".into(),
+                width: 320,
+                height: 80,
+                image_path: Some("/tmp/x.png".into()),
+                text: "Invoice total 1,234.56\nDue on Mondays".into(),
+                words: serde_json::json!([{"text": "Invoice"}]),
+                elements: serde_json::json!([]),
+            })
+            .await
+            .unwrap();
+        id = capture.id;
+        store
+            .add_capture(&baton_store::NewCapture {
+                source: "screen".into(),
+                width: 10,
+                height: 10,
+                image_path: None,
+                text: "something else".into(),
+                words: serde_json::json!([]),
+                elements: serde_json::json!([]),
+            })
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let store = Store::open_in(dir.path()).await.unwrap();
+    let list = store.list_captures(10).await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[1].id, id, "newest first");
+    let hits = store.search_captures("invoices", 10).await.unwrap();
+    assert_eq!(hits.len(), 1, "stemmed search finds the capture");
+    assert!(hits[0].excerpt.contains("[Invoice]"), "{}", hits[0].excerpt);
+    let full = store.capture(id).await.unwrap();
+    assert_eq!(full.words[0]["text"], "Invoice");
+    assert_eq!((full.width, full.height), (320, 80));
+    store.delete_capture(id).await.unwrap();
+    assert!(store
+        .search_captures("invoice", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.capture(id).await.is_err());
+    assert!(store.search_captures("  ", 10).await.is_err());
+}

@@ -13,9 +13,12 @@
 //!   (contours + morphology + OCR words, no model).
 //! - [`onnx`]: [`OnnxDetector`], a YOLO-style ONNX detector run through `ort`
 //!   (`load-dynamic`), with pure-Rust decoding and non-maximum suppression.
+//! - [`mod@analyze`]: the whole reading front ends show (text + elements), and cropping a
+//!   selection out of a captured screen.
 //! - [`metrics`]: character error rate and detection precision/recall.
 #![warn(missing_docs)]
 
+pub mod analyze;
 pub mod capture;
 mod cv;
 pub mod detect;
@@ -25,6 +28,7 @@ pub mod ocr;
 pub mod onnx;
 pub mod preprocess;
 
+pub use analyze::{analyze, crop, Analysis};
 pub use baton_core::{
     BoundingBox, ElementDetector, ElementKind, Image, OcrEngine, OcrOptions, OcrResult, OcrWord,
     UiElement, VisionError,
@@ -34,7 +38,7 @@ pub use capture::{
     Region, WindowInfo,
 };
 pub use detect::HeuristicDetector;
-pub use load::{load_image, load_image_bytes, Limits};
+pub use load::{encode_png, load_image, load_image_bytes, save_png, Limits};
 pub use ocr::{Layout, TesseractOcr};
 pub use onnx::OnnxDetector;
 pub use preprocess::{preprocess, PreprocessOptions, Preprocessed};

@@ -132,6 +132,26 @@ pub fn load_image_bytes(bytes: &[u8], limits: &Limits) -> Result<Image, VisionEr
     Ok(image)
 }
 
+/// Encodes `image` as PNG bytes (fast compression: screenshots are shown, not archived).
+pub fn encode_png(image: &Image) -> Result<Vec<u8>, VisionError> {
+    image.validate()?;
+    let mut out = Vec::new();
+    let encoder = image::codecs::png::PngEncoder::new_with_quality(
+        &mut out,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Adaptive,
+    );
+    image::ImageEncoder::write_image(
+        encoder,
+        &image.rgba,
+        image.width,
+        image.height,
+        image::ExtendedColorType::Rgba8,
+    )
+    .map_err(|e| VisionError::Failed(format!("cannot encode a PNG: {e}")))?;
+    Ok(out)
+}
+
 /// Writes `image` as a PNG file.
 pub fn save_png(image: &Image, path: &Path) -> Result<(), VisionError> {
     image.validate()?;

@@ -7,9 +7,12 @@ import {
   type AppAction,
   type AppError,
   type AppStatus,
+  type CaptureInfo,
+  type CaptureSummaryInfo,
   type FetchableModel,
   type FetchProgressInfo,
   type MessageInfo,
+  type PendingCapture,
   type ModelCheck,
   type ModelInfo,
   type Preferences,
@@ -24,9 +27,12 @@ export type {
   AppAction,
   AppError,
   AppStatus,
+  CaptureInfo,
+  CaptureSummaryInfo,
   FetchableModel,
   FetchProgressInfo,
   MessageInfo,
+  PendingCapture,
   ModelCheck,
   ModelInfo,
   Preferences,
@@ -86,6 +92,13 @@ export interface BatonApi {
   setPreferences(p: Preferences): Promise<PreferencesState>;
   copy(text: string): Promise<void>;
   takePendingActions(): Promise<AppAction[]>;
+  startCapture(): Promise<void>;
+  pendingCapture(): Promise<PendingCapture>;
+  cancelCapture(): Promise<void>;
+  finishCapture(x: number, y: number, width: number, height: number): Promise<CaptureInfo>;
+  listCaptures(query: string | null): Promise<CaptureSummaryInfo[]>;
+  getCapture(id: number): Promise<CaptureInfo>;
+  deleteCapture(id: number): Promise<void>;
   onAction(handler: (a: AppAction) => void): Promise<() => void>;
 }
 
@@ -125,5 +138,14 @@ export const tauriApi: BatonApi = {
     await unwrap(commands.copyText(text));
   },
   takePendingActions: () => commands.takePendingActions(),
+  startCapture: () => commands.startCapture(),
+  pendingCapture: () => unwrap(commands.pendingCapture()),
+  cancelCapture: () => commands.cancelCapture(),
+  finishCapture: (x, y, width, height) => unwrap(commands.finishCapture(x, y, width, height)),
+  listCaptures: (query) => unwrap(commands.listCaptures(query)),
+  getCapture: (id) => unwrap(commands.getCapture(id)),
+  deleteCapture: async (id) => {
+    await unwrap(commands.deleteCapture(id));
+  },
   onAction: (handler) => events.appAction.listen((e) => handler(e.payload)),
 };

@@ -23,7 +23,7 @@ export const NEW_CHAT_TITLE = "New chat";
 const defaultPreferences: Preferences = {
   theme: "system",
   model: null,
-  shortcuts: { showWindow: "CommandOrControl+Shift+Space", newChat: "CommandOrControl+Shift+N" },
+  shortcuts: { showWindow: "CommandOrControl+Shift+Space", newChat: "CommandOrControl+Shift+N", ocrRegion: "CommandOrControl+Shift+O" },
 };
 
 function toShown(e: unknown): ShownError {
@@ -307,16 +307,23 @@ export class ChatController {
     }
   }
 
+  /** Starts a new chat with `text` quoted in the composer, ready for a question. */
+  async askAbout(text: string): Promise<void> {
+    await this.newChat();
+    const body = text.trim();
+    const quoted = body ? `${body.split("\n").map((l) => `> ${l}`).join("\n")}\n\n` : "";
+    this.draft = { text: quoted, nonce: Date.now() };
+  }
+
   /** A quick action from the tray, a shortcut or `baton-app --action`. */
   async handleAction(action: import("./api").AppAction): Promise<void> {
     if (action.kind === "newChat") {
       await this.newChat();
     } else if (action.kind === "askClipboard") {
-      await this.newChat();
-      const text = action.text.trim();
-      const quoted = text ? `${text.split("\n").map((l) => `> ${l}`).join("\n")}\n\n` : "";
-      this.draft = { text: quoted, nonce: Date.now() };
-      if (!text) this.error = { kind: "clipboard", message: "The clipboard holds no text. Copy some text, then choose “Ask about clipboard” again." };
+      await this.askAbout(action.text);
+      if (!action.text.trim()) this.error = { kind: "clipboard", message: "The clipboard holds no text. Copy some text, then choose “Ask about clipboard” again." };
+    } else if (action.kind === "captureFailed") {
+      this.error = { kind: "capture", message: action.message };
     }
   }
 }

@@ -15,7 +15,7 @@ export function fakeApi(opts: FakeOptions = {}) {
   const messages = new Map<string, MessageInfo[]>();
   let nextId = 1;
   let stopper: (() => void) | null = null;
-  let prefs: Preferences = { theme: "system", model: null, shortcuts: { showWindow: "A", newChat: "B" } };
+  let prefs: Preferences = { theme: "system", model: null, shortcuts: { showWindow: "A", newChat: "B", ocrRegion: "C" } };
   const now = () => new Date().toISOString();
   const msg = (sessionId: string, role: "user" | "assistant", content: string, extra: Partial<MessageInfo> = {}): MessageInfo => ({
     id: nextId++,
@@ -133,6 +133,19 @@ export function fakeApi(opts: FakeOptions = {}) {
     copy: async () => {},
     takePendingActions: async (): Promise<AppAction[]> => [],
     onAction: async () => () => {},
+    startCapture: async () => {},
+    pendingCapture: async () => {
+      throw new ApiError({ kind: "capture", message: "no screenshot in tests" });
+    },
+    cancelCapture: async () => {},
+    finishCapture: async () => {
+      throw new ApiError({ kind: "capture", message: "no screenshot in tests" });
+    },
+    listCaptures: async () => [],
+    getCapture: async (id: number) => {
+      throw new ApiError({ kind: "invalid", message: `no capture with id ${id}` });
+    },
+    deleteCapture: async () => {},
   };
   return { api, sessions, messages };
 }
