@@ -23,6 +23,8 @@ APT_PACKAGES=(
   # The desktop app (Tauri 2 on WebKitGTK), its tray, and its end-to-end tests.
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev libxdo-dev
   webkit2gtk-driver dbus x11-xserver-utils xdotool
+  # A real GTK form for the element-detection test.
+  python3-gi gir1.2-gtk-3.0
 )
 
 # Python packages for model tooling, installed into a private virtual environment.

@@ -394,7 +394,66 @@ impl HeuristicDetector {
             }
             shapes.push(Shape { kind, rect });
         }
+        self.faint_boxes(&diff, &mut shapes)?;
         Ok((shapes, mask))
+    }
+
+    /// Boxes drawn with faint, anti-aliased outlines (flat web and GTK text fields: a 1 px
+    /// light-gray border with rounded corners), whose corners fall under the ink threshold
+    /// and leave the outline open: a lower threshold, small gaps closed, boxes only.
+    fn faint_boxes(&self, diff: &Mat, shapes: &mut Vec<Shape>) -> Result<(), VisionError> {
+        let mut low = Mat::default();
+        imgproc::threshold(
+            diff,
+            &mut low,
+            f64::from(self.ink_threshold / 3),
+            255.0,
+            imgproc::THRESH_BINARY,
+        )
+        .map_err(cv_err("finding faint outlines"))?;
+        let kernel = imgproc::get_structuring_element_def(
+            imgproc::MORPH_RECT,
+            opencv::core::Size::new(3, 3),
+        )
+        .map_err(cv_err("finding faint outlines"))?;
+        let mut closed = Mat::default();
+        imgproc::morphology_ex_def(&low, &mut closed, imgproc::MORPH_CLOSE, &kernel)
+            .map_err(cv_err("finding faint outlines"))?;
+        let mut contours: Vector<Vector<Point>> = Vector::new();
+        imgproc::find_contours_def(
+            &closed,
+            &mut contours,
+            imgproc::RETR_LIST,
+            imgproc::CHAIN_APPROX_SIMPLE,
+        )
+        .map_err(cv_err("finding faint outlines"))?;
+        for c in contours.iter() {
+            let r = imgproc::bounding_rect(&c).map_err(cv_err("measuring contours"))?;
+            let (w, h) = (r.width, r.height);
+            if !(16..=120).contains(&h) || w < 40 || f64::from(w) / f64::from(h) < 1.2 {
+                continue;
+            }
+            let area = imgproc::contour_area_def(&c).map_err(cv_err("measuring contours"))?;
+            if area / (f64::from(w - 1) * f64::from(h - 1)) < 0.85 {
+                continue;
+            }
+            let rect = Rect {
+                x0: r.x,
+                y0: r.y,
+                x1: r.x + w,
+                y1: r.y + h,
+            };
+            if !shapes
+                .iter()
+                .any(|s| s.kind == ShapeKind::Box && s.rect.iou(&rect) > 0.6)
+            {
+                shapes.push(Shape {
+                    kind: ShapeKind::Box,
+                    rect,
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -2,10 +2,10 @@
 //! region and a window, and read text from what was captured. Skipped, with a message, only when
 //! `Xvfb` is not installed. (One test: it sets `DISPLAY` for this process.)
 
-use baton_vision::metrics::character_error_rate;
+use baton_vision::metrics::{character_error_rate, score_detections, TruthElement};
 use baton_vision::{
-    capture_monitor, capture_region, capture_window, list_monitors, list_windows, OcrEngine,
-    OcrOptions, Region, TesseractOcr,
+    capture_monitor, capture_region, capture_window, list_monitors, list_windows, BoundingBox,
+    OcrEngine, OcrOptions, Region, TesseractOcr,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -199,4 +199,64 @@ fn captures_monitors_and_regions_under_xvfb() {
             .to_string()
             .contains("no window"));
     }
+    elements_on_a_real_gtk_form(n);
+}
+
+/// A real GTK 3 form (`fixtures/gtk_form.py` prints where its widgets are), captured with
+/// xcap: the detector must find its fields, check boxes, buttons and labels.
+fn elements_on_a_real_gtk_form(n: u32) {
+    use std::io::BufRead;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gtk_form.py");
+    let gi = Command::new("/usr/bin/python3")
+        .args(["-c", "import gi; gi.require_version('Gtk', '3.0')"])
+        .status();
+    if !gi.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED the GTK form: Debian's python3-gi and gir1.2-gtk-3.0 are missing");
+        return;
+    }
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .env("DISPLAY", format!(":{n}"))
+        .env("GTK_THEME", "Adwaita")
+        .env("NO_AT_BRIDGE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _form = Xvfb(child); // killed on drop
+    let widgets: Vec<serde_json::Value> = serde_json::from_str(&line).unwrap();
+    let truth: Vec<TruthElement> = widgets
+        .iter()
+        .map(|w| TruthElement {
+            kind: serde_json::from_value(w["kind"].clone()).unwrap(),
+            bbox: BoundingBox {
+                x: w["x"].as_i64().unwrap() as i32,
+                y: w["y"].as_i64().unwrap() as i32,
+                width: w["width"].as_u64().unwrap() as u32,
+                height: w["height"].as_u64().unwrap() as u32,
+            },
+        })
+        .collect();
+    let win = list_windows()
+        .unwrap()
+        .into_iter()
+        .find(|w| w.title == "Baton GTK form")
+        .expect("the GTK form window");
+    let shot = capture_window(win.id).unwrap();
+    let found = baton_vision::analyze(&shot, &OcrOptions::default())
+        .unwrap()
+        .elements;
+    let score = score_detections(&found, &truth, 0.5);
+    eprintln!(
+        "GTK form: precision {:.3} recall {:.3} ({} of {} found, {} detections)",
+        score.precision, score.recall, score.true_positives, score.truths, score.detections
+    );
+    assert!(
+        score.precision >= 0.9 && score.recall >= 0.9,
+        "{score:?}\nfound {found:#?}\ntruth {truth:#?}"
+    );
 }
