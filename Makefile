@@ -74,9 +74,12 @@ test: lint $(TAURI_DRIVER)
 test-e2e: build $(TAURI_DRIVER)
 	bash tests/e2e/run.sh
 
-# A Debian package of the desktop app (release build) in $(CARGO_TARGET_DIR)/release/bundle/deb.
+# A Debian package of the desktop app (release build) in $(CARGO_TARGET_DIR)/release/bundle/deb,
+# with the LLM worker and the `baton` CLI installed next to it in /usr/bin.
+DEB_FILES := {"bundle":{"linux":{"deb":{"files":{"/usr/bin/baton-llm-worker":"$(CARGO_TARGET_DIR)/release/baton-llm-worker","/usr/bin/baton":"$(CARGO_TARGET_DIR)/release/baton"}}}}}
 deb: ui
-	ui/node_modules/.bin/tauri build --bundles deb
+	$(CARGO) build --release -p baton-llm-worker -p baton-cli
+	cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb --config '$(DEB_FILES)'
 
 # The slower suite with the real default models (fetched by `make models`).
 test-real-models: models

@@ -55,6 +55,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The desktop UI is built with Vite 7, which needs Node.js 20.19 or newer (Debian 12's own
+# nodejs is 18): use the machine's Node.js, and say what to do when it is missing or old.
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if [ "$node_major" -lt 20 ]; then
+  say "error: Node.js 20.19 or newer (with npm) is needed to build the desktop UI; found: $(node --version 2>/dev/null || echo none)."
+  say "Install it (for example from nodejs.org or NodeSource), then run this again."
+  exit 1
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   say "error: cargo (Rust 1.85 or newer) is not installed. Install the Rust toolchain with rustup, then run this again."
   exit 1

@@ -141,6 +141,15 @@ fn end_selection(app: &AppHandle, show_main: bool) {
     }
 }
 
+/// The selection window went away without a selection (closed by the window manager):
+/// forget the screenshot and bring the chat window back if it was showing.
+pub fn selection_closed(app: &AppHandle) {
+    let shot = app.state::<AppState>().pending_shot().take();
+    if shot.is_some_and(|s| s.main_was_visible) {
+        crate::shell::show(app);
+    }
+}
+
 /// Starts "OCR a region" from the chat window's button.
 #[tauri::command]
 #[specta::specta]

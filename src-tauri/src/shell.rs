@@ -248,6 +248,12 @@ async fn save_geometry(window: &WebviewWindow) {
 
 /// Window events: remember geometry; closing hides to the tray when there is one.
 pub fn on_window_event(window: &tauri::Window, event: &WindowEvent) {
+    if window.label() == crate::capture::SELECT {
+        if let WindowEvent::Destroyed = event {
+            crate::capture::selection_closed(window.app_handle());
+        }
+        return;
+    }
     if window.label() != MAIN {
         return;
     }
