@@ -17,24 +17,13 @@ fn main() {
     baton_app::run(args);
 }
 
-/// Re-executes the app with `OMP_THREAD_LIMIT=1` unless it is set: Tesseract's OpenMP
-/// runtime reads it only when it loads, and its spinning threads made OCR about 8x slower
-/// on a busy machine. Returns when the variable is set or the re-execution failed.
-#[cfg(unix)]
+/// Tesseract's OpenMP runtime must start with `OMP_THREAD_LIMIT=1` (its spinning threads
+/// made OCR about 8x slower on a busy machine): re-execute with it unless it is set.
 fn single_threaded_openmp() {
-    use std::os::unix::process::CommandExt;
-    if baton_vision::ocr::openmp_limit_set() {
-        return;
+    #[cfg(unix)]
+    if let Some(err) = baton_vision::ocr::reexec_with_single_threaded_openmp() {
+        eprintln!(
+            "baton-app: could not re-execute with OMP_THREAD_LIMIT=1 ({err}); OCR may be slow"
+        );
     }
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let err = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env("OMP_THREAD_LIMIT", "1")
-        .exec();
-    eprintln!("baton-app: could not re-execute with OMP_THREAD_LIMIT=1 ({err}); OCR may be slow");
 }
-
-#[cfg(not(unix))]
-fn single_threaded_openmp() {}

@@ -22,9 +22,31 @@ const TESSDATA_DIRS: &[&str] = &[
 /// loaded machine a 1920x1080 page took 3.4 s with the default team and 0.45 s with
 /// `OMP_THREAD_LIMIT=1`. libgomp reads that variable once, when it is loaded (before
 /// `main`), so a program must have it in its environment from the start: the `baton`
-/// CLI re-executes itself with it set; the desktop app's launcher should set it.
+/// CLI and the desktop app re-execute themselves with it set
+/// ([`reexec_with_single_threaded_openmp`]).
 pub fn openmp_limit_set() -> bool {
     std::env::var_os("OMP_THREAD_LIMIT").is_some()
+}
+
+/// Re-executes the running program with `OMP_THREAD_LIMIT=1` unless the variable is set
+/// (see [`openmp_limit_set`]). Returns only when it is already set or the re-execution
+/// failed; the error is then returned and OCR merely runs slower.
+#[cfg(unix)]
+pub fn reexec_with_single_threaded_openmp() -> Option<std::io::Error> {
+    use std::os::unix::process::CommandExt;
+    if openmp_limit_set() {
+        return None;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return Some(e),
+    };
+    Some(
+        std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env("OMP_THREAD_LIMIT", "1")
+            .exec(),
+    )
 }
 
 /// How Tesseract segments the page.

@@ -94,18 +94,9 @@ pub struct BenchOcrArgs {
 /// on a busy machine (see `baton_vision::ocr::openmp_limit_set`). Returns only when the
 /// variable is already set or the re-execution failed (then OCR just runs slower).
 fn single_threaded_openmp() {
-    use std::os::unix::process::CommandExt;
-    if baton_vision::ocr::openmp_limit_set() {
-        return;
+    if let Some(err) = baton_vision::ocr::reexec_with_single_threaded_openmp() {
+        tracing::warn!(error = %err, "could not re-execute with OMP_THREAD_LIMIT=1; OCR may be slow");
     }
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let err = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env("OMP_THREAD_LIMIT", "1")
-        .exec();
-    tracing::warn!(error = %err, "could not re-execute with OMP_THREAD_LIMIT=1; OCR may be slow");
 }
 
 fn acquire(source: &SourceArgs) -> anyhow::Result<(Image, String)> {
