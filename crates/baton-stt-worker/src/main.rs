@@ -1,0 +1,103 @@
+//! `baton-stt-worker`: speech to text with whisper.cpp, in its own process (it links
+//! `whisper-rs`, whose ggml must never meet llama.cpp's in one binary).
+//!
+//! For now a command-line tool:
+//!
+//! ```text
+//! baton-stt-worker --model ggml-base.bin --transcribe speech.wav [--language en|auto] [--threads N] [--json]
+//! ```
+//!
+//! prints the transcript (or, with `--json`, one JSON object with the segments and their
+//! times). WAV files at any rate and channel count are mixed to mono and resampled to
+//! 16 kHz. Errors go to stderr and name the file and what to do; the exit status is 1 (2
+//! for bad arguments). whisper.cpp's own log lines are dropped unless `--verbose`.
+
+#![warn(missing_docs)]
+
+mod audio;
+mod model;
+mod transcribe;
+
+use anyhow::{bail, Result};
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "baton-stt-worker",
+    version,
+    about = "Speech to text with whisper.cpp"
+)]
+struct Args {
+    /// whisper.cpp model file (ggml-*.bin).
+    #[arg(long, value_name = "PATH")]
+    model: PathBuf,
+    /// WAV file to transcribe.
+    #[arg(long, value_name = "FILE.wav")]
+    transcribe: Option<PathBuf>,
+    /// Spoken language (ISO 639-1 code) or `auto` to detect it.
+    #[arg(long, default_value = "en")]
+    language: String,
+    /// CPU threads (default: available cores, at most 4).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print JSON (text, language, segments with times, timings) instead of plain text.
+    #[arg(long)]
+    json: bool,
+    /// Show whisper.cpp's log on stderr.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    let Some(wav) = &args.transcribe else {
+        bail!("nothing to do: pass --transcribe FILE.wav");
+    };
+    let options = transcribe::Options {
+        language: transcribe::parse_language(&args.language)?,
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4))),
+    };
+    if !args.verbose {
+        whisper_rs::install_logging_hooks();
+    }
+    // Read the audio first: it is cheap and its errors should not wait for a model load.
+    let samples = audio::load_wav(wav)?;
+    let started = Instant::now();
+    let ctx = model::load(&args.model)?;
+    let load_ms = started.elapsed().as_millis();
+    let started = Instant::now();
+    let transcript = transcribe::transcribe(&ctx, &samples, &options)
+        .map_err(|e| e.context(format!("{}", wav.display())))?;
+    let transcribe_ms = started.elapsed().as_millis();
+    if args.json {
+        let out = serde_json::json!({
+            "text": transcript.text,
+            "language": transcript.language,
+            "segments": transcript.segments,
+            "audio_ms": samples.len() as u64 * 1000 / u64::from(audio::WHISPER_RATE),
+            "load_ms": load_ms,
+            "transcribe_ms": transcribe_ms,
+            "threads": options.threads,
+        });
+        println!("{out}");
+    } else {
+        println!("{}", transcript.text);
+    }
+    Ok(())
+}

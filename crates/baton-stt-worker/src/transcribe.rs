@@ -1,0 +1,96 @@
+//! Running whisper.cpp on samples that are already 16 kHz mono.
+
+use anyhow::{bail, Context as _, Result};
+use serde::Serialize;
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext};
+
+/// How to transcribe.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Spoken language as an ISO 639-1 code (`en`), or `None` to detect it.
+    pub language: Option<String>,
+    /// CPU threads whisper.cpp may use.
+    pub threads: usize,
+}
+
+/// One stretch of recognised speech.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Segment {
+    /// Start, milliseconds from the beginning of the audio.
+    pub start_ms: i64,
+    /// End, milliseconds from the beginning of the audio.
+    pub end_ms: i64,
+    /// The text, as whisper.cpp produced it (usually with a leading space).
+    pub text: String,
+}
+
+/// The result of [`transcribe`].
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Transcript {
+    /// All segments' text joined and trimmed.
+    pub text: String,
+    /// The language used (detected when none was given).
+    pub language: Option<String>,
+    /// The segments, in order.
+    pub segments: Vec<Segment>,
+}
+
+/// Checks a language option: `auto` (or empty) means detect, anything else must be a
+/// language whisper.cpp knows.
+pub fn parse_language(lang: &str) -> Result<Option<String>> {
+    let lang = lang.trim().to_ascii_lowercase();
+    if lang.is_empty() || lang == "auto" {
+        return Ok(None);
+    }
+    if lang.contains('\0') || whisper_rs::get_lang_id(&lang).is_none() {
+        bail!("unknown language '{lang}'; use an ISO 639-1 code such as en, de, fr, or auto");
+    }
+    Ok(Some(lang))
+}
+
+/// Transcribes `samples` (16 kHz, mono, [-1, 1]) with the model in `ctx`.
+pub fn transcribe(ctx: &WhisperContext, samples: &[f32], options: &Options) -> Result<Transcript> {
+    if samples.is_empty() {
+        bail!("no audio samples to transcribe");
+    }
+    let mut state = ctx
+        .create_state()
+        .context("whisper.cpp could not create a state")?;
+    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    params.set_n_threads(options.threads.clamp(1, 64) as i32);
+    params.set_translate(false);
+    params.set_language(Some(options.language.as_deref().unwrap_or("auto")));
+    params.set_print_special(false);
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_timestamps(false);
+    state
+        .full(params, samples)
+        .context("whisper.cpp failed to transcribe the audio")?;
+    let language = match &options.language {
+        Some(l) => Some(l.clone()),
+        None => whisper_rs::get_lang_str(state.full_lang_id_from_state()).map(str::to_owned),
+    };
+    let mut segments = Vec::new();
+    for seg in state.as_iter() {
+        segments.push(Segment {
+            start_ms: seg.start_timestamp() * 10,
+            end_ms: seg.end_timestamp() * 10,
+            text: seg
+                .to_str_lossy()
+                .context("whisper.cpp returned no text for a segment")?
+                .into_owned(),
+        });
+    }
+    let text = segments
+        .iter()
+        .map(|s| s.text.trim())
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(Transcript {
+        text,
+        language,
+        segments,
+    })
+}
