@@ -25,6 +25,8 @@ APT_PACKAGES=(
   webkit2gtk-driver dbus x11-xserver-utils xdotool
   # A real GTK form for the element-detection test.
   python3-gi gir1.2-gtk-3.0
+  # API keys of remote engines (keyring crate, Secret Service) and its test's keyring daemon.
+  libdbus-1-dev gnome-keyring
 )
 
 # Python packages for model tooling, installed into a private virtual environment.

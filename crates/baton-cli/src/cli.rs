@@ -50,6 +50,33 @@ pub enum Command {
     Ocr(crate::commands::vision::OcrArgs),
     /// Find UI elements (buttons, fields, checkboxes, links…) in an image or on screen
     Elements(crate::commands::vision::ElementsArgs),
+    /// Manage remote OpenAI-compatible engines: add, list, remove, test
+    #[command(subcommand)]
+    Engines(crate::commands::engines::EnginesCommand),
+    /// Show which model "auto" would pick for a prompt, and why
+    Route {
+        /// The prompt
+        #[arg(required = true, num_args = 1..)]
+        prompt: Vec<String>,
+    },
+    /// Success rate, latency, speed, cost and ratings per model and per mode
+    Stats,
+    /// Serve the local OpenAI-compatible API on 127.0.0.1 (chat completions, models)
+    Serve {
+        /// Port on 127.0.0.1
+        #[arg(long, default_value_t = 8089)]
+        port: u16,
+        /// Bearer token clients must send [default: a new random token, printed]
+        #[arg(long, env = "BATON_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Rate an answer (its id is in `baton sessions show` and `baton chat --json`)
+    Rate {
+        /// The answer's message id
+        message: i64,
+        /// up, down or clear
+        rating: String,
+    },
 }
 
 /// `baton sessions …`

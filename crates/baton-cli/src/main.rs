@@ -74,6 +74,60 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
             runtime.close().await;
             result
         }
+        Command::Engines(cmd) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::engines::run(cmd, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
+        Command::Stats => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::engines::stats(&runtime, json).await;
+            runtime.close().await;
+            result
+        }
+        Command::Rate { message, rating } => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::engines::rate(&runtime, message, &rating).await;
+            runtime.close().await;
+            result
+        }
+        Command::Serve { port, token } => {
+            let runtime = Runtime::open(paths).await?;
+            let token = token.unwrap_or_else(baton_api::new_token);
+            let server = baton_api::serve(runtime.clone(), port, token.clone()).await?;
+            println!(
+                "Baton's OpenAI-compatible API is listening on {}",
+                server.base_url()
+            );
+            println!("Bearer token: {token}");
+            println!(
+                "Try: curl -s {}/models -H 'Authorization: Bearer {token}'",
+                server.base_url()
+            );
+            println!("Ctrl-C stops it.");
+            tokio::signal::ctrl_c().await?;
+            server.stop().await;
+            runtime.close().await;
+            Ok(())
+        }
+        Command::Route { prompt } => {
+            let runtime = Runtime::open(paths).await?;
+            let result = runtime.route(&prompt.join(" ")).await;
+            runtime.close().await;
+            let decision = result?;
+            if json {
+                return commands::print_json(&decision);
+            }
+            println!("{}", decision.model);
+            for reason in &decision.reasons {
+                println!("  {reason}");
+            }
+            for s in &decision.ranked {
+                println!("  · {} — {}", s.model, s.why);
+            }
+            Ok(())
+        }
         Command::Sessions(cmd) => {
             let runtime = Runtime::open(paths).await?;
             let result = commands::sessions::run(cmd, &runtime, json).await;

@@ -184,6 +184,12 @@ pub enum ChatEvent {
         /// What happened, in words.
         message: String,
     },
+    /// The text streamed so far is withdrawn and the answer starts again: the model failed
+    /// mid-answer and a fallback model takes over.
+    Restart {
+        /// What happened, in words.
+        reason: String,
+    },
 }
 
 /// The final result of a completion.

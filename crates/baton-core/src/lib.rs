@@ -10,21 +10,27 @@
 //! everything here is testable without a model, a window or a database.
 #![warn(missing_docs)]
 
+pub mod breaker;
 pub mod chat;
 pub mod engine;
+pub mod ensemble;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod routing;
 pub mod speech;
 pub mod vision;
 
+pub use breaker::{BreakerPolicy, BreakerState, CircuitBreaker};
 pub use chat::{
     ChatEvent, ChatMessage, ChatRequest, ChatResponse, FinishReason, Role, SamplingParams, Usage,
 };
 pub use engine::{CancellationToken, Engine, EngineHealth, EventSink};
+pub use ensemble::{MergeStrategy, OrchestrationEvent, RefineStop};
 pub use error::{EngineError, SpeechError, VisionError};
 pub use ids::{RequestId, SessionId};
 pub use model::{ModelDescriptor, ModelFormat, TaskKind};
+pub use routing::{Candidate, Domain, RoutingDecision, RoutingRule};
 pub use speech::{
     AudioBuffer, Recognizer, Synthesizer, TranscribeOptions, Transcript, TranscriptSegment,
 };

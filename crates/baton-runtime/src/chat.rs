@@ -6,12 +6,14 @@
 
 use crate::{Runtime, RuntimeError};
 use baton_core::{
-    CancellationToken, ChatMessage, ChatRequest, ChatResponse, EngineError, EventSink,
-    FinishReason, Role, SamplingParams, SessionId,
+    CancellationToken, ChatEvent, ChatMessage, ChatRequest, ChatResponse, EngineError, EventSink,
+    FinishReason, OrchestrationEvent, RequestId, Role, SamplingParams, SessionId,
 };
 use baton_store::{Message, ModelRun, NewMessage, RunStatus};
 use std::time::Instant;
 use tracing::Instrument;
+
+pub use crate::orchestrate::{AnswerOptions, Mode, ProgressSink};
 
 /// One turn the person starts: text for a session, optionally with a chosen model.
 #[derive(Debug, Clone)]
@@ -40,11 +42,30 @@ pub struct TurnOutcome {
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 impl Runtime {
-    /// Sends a message in a session and streams the answer to `on_event`.
+    /// Sends a message in a session and streams the answer to `on_event` (single mode; the
+    /// model is routed when `turn.model` is `None` or `auto`).
     pub async fn send(
         &self,
         turn: ChatTurn,
         on_event: EventSink<'_>,
+        cancel: CancellationToken,
+    ) -> Result<TurnOutcome, RuntimeError> {
+        let options = AnswerOptions {
+            model: turn.model.clone(),
+            mode: Mode::Single,
+        };
+        self.send_with(turn, options, on_event, &|_| {}, cancel)
+            .await
+    }
+
+    /// Sends a message and answers it in the given mode, streaming the answer to `on_event`
+    /// and orchestration progress (routing, fallbacks, branches, rounds) to `on_progress`.
+    pub async fn send_with(
+        &self,
+        turn: ChatTurn,
+        options: AnswerOptions,
+        on_event: EventSink<'_>,
+        on_progress: ProgressSink<'_>,
         cancel: CancellationToken,
     ) -> Result<TurnOutcome, RuntimeError> {
         if turn.text.trim().is_empty() {
@@ -64,7 +85,7 @@ impl Runtime {
             .append_message(&session.id, NewMessage::new(Role::User, &turn.text))
             .await?;
         let outcome = self
-            .answer(&session.id, turn.model, on_event, cancel)
+            .answer_with(&session.id, options, on_event, on_progress, cancel)
             .await?;
         Ok(TurnOutcome {
             user: Some(user),
@@ -73,7 +94,7 @@ impl Runtime {
     }
 
     /// Answers the session's conversation as it stands (after [`Runtime::send`] stored the
-    /// user's message, or to regenerate after the last answer was removed).
+    /// user's message, or to regenerate after the last answer was removed), in single mode.
     pub async fn answer(
         &self,
         session: &SessionId,
@@ -81,8 +102,23 @@ impl Runtime {
         on_event: EventSink<'_>,
         cancel: CancellationToken,
     ) -> Result<TurnOutcome, RuntimeError> {
-        let model = model.unwrap_or_else(|| self.config.chat.default_model.clone());
-        let engine = self.engine_for(&model)?;
+        let options = AnswerOptions {
+            model,
+            mode: Mode::Single,
+        };
+        self.answer_with(session, options, on_event, &|_| {}, cancel)
+            .await
+    }
+
+    /// Answers the conversation in the given mode (see [`Runtime::send_with`]).
+    pub async fn answer_with(
+        &self,
+        session: &SessionId,
+        options: AnswerOptions,
+        on_event: EventSink<'_>,
+        on_progress: ProgressSink<'_>,
+        cancel: CancellationToken,
+    ) -> Result<TurnOutcome, RuntimeError> {
         let mut messages = Vec::new();
         if !self.config.chat.system_prompt.trim().is_empty() {
             messages.push(ChatMessage::system(self.config.chat.system_prompt.clone()));
@@ -94,53 +130,24 @@ impl Runtime {
                 .into_iter()
                 .map(|m| ChatMessage::new(m.role, m.content)),
         );
-        let mut request = ChatRequest::new(model.clone(), messages);
-        request.session = Some(session.clone());
-        request.params = SamplingParams {
-            temperature: self.config.chat.temperature,
-            top_p: self.config.chat.top_p,
-            max_tokens: self.config.chat.max_tokens,
-            ..SamplingParams::default()
-        };
-        let request_id = request.id.clone();
-        let span =
-            tracing::info_span!("chat", request = %request_id, session = %session, model = %model);
-        let started = Instant::now();
-        let result = engine
-            .chat(request, on_event, cancel)
+        let request_id = RequestId::new();
+        let span = tracing::info_span!("turn", request = %request_id, session = %session, mode = %options.mode);
+        let result = self
+            .orchestrate(
+                &request_id,
+                session,
+                &options,
+                messages,
+                on_event,
+                on_progress,
+                cancel,
+            )
             .instrument(span.clone())
             .await;
         let _entered = span.enter();
-        let (status, error) = match &result {
-            Ok(r) if r.finish_reason == FinishReason::Cancelled => (RunStatus::Cancelled, None),
-            Ok(_) => (RunStatus::Ok, None),
-            Err(e) => (RunStatus::Error, Some(e.to_string())),
-        };
-        let usage = result.as_ref().map(|r| r.usage).unwrap_or_default();
-        let run = ModelRun {
-            request_id,
-            session_id: Some(session.clone()),
-            model: model.clone(),
-            engine: engine.name().to_owned(),
-            task: "chat".into(),
-            status,
-            error,
-            prompt_tokens: Some(i64::from(usage.prompt_tokens)),
-            cached_prompt_tokens: Some(i64::from(usage.cached_prompt_tokens)),
-            completion_tokens: Some(i64::from(usage.completion_tokens)),
-            first_token_ms: result
-                .as_ref()
-                .ok()
-                .and_then(|r| r.first_token_ms)
-                .map(|v| v as i64),
-            total_ms: Some(started.elapsed().as_millis() as i64),
-            cost_usd: result.as_ref().ok().and_then(|r| r.cost_usd),
-        };
-        if let Err(e) = self.store.record_run(&run).await {
-            tracing::warn!(error = %e, "could not record the model run");
-        }
-        let response = result?;
+        let (response, decision) = result?;
         tracing::info!(
+            model = %response.model,
             tokens = response.usage.completion_tokens,
             cached = response.usage.cached_prompt_tokens,
             ms = response.total_ms,
@@ -160,13 +167,179 @@ impl Runtime {
                     first_token_ms: response.first_token_ms.map(|v| v as i64),
                     tokens_per_second: response.tokens_per_second(),
                     cost_usd: response.cost_usd,
+                    mode: Some(options.mode.to_string()),
                 },
             )
             .await?;
+        if let Some(id) = decision {
+            if let Err(e) = self
+                .store
+                .link_decision(id, assistant.id, &response.model)
+                .await
+            {
+                tracing::warn!(error = %e, "could not link the routing decision");
+            }
+        }
         Ok(TurnOutcome {
             user: None,
             assistant,
             response,
         })
+    }
+
+    /// Runs one engine call through its circuit breaker and records it in `model_runs`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn call(
+        &self,
+        model: &str,
+        messages: Vec<ChatMessage>,
+        session: Option<&SessionId>,
+        on_event: EventSink<'_>,
+        cancel: CancellationToken,
+        mode: Mode,
+        step: &str,
+    ) -> Result<ChatResponse, EngineError> {
+        let engine = self.engine_for(model)?;
+        let breaker = self.breaker_key(model, engine.name());
+        if let Err(secs) = self.breakers.acquire(&breaker) {
+            return Err(EngineError::Unavailable {
+                engine: engine.name().to_owned(),
+                reason: format!(
+                    "its circuit breaker is open after repeated failures; the next try goes through in {secs} s"
+                ),
+            });
+        }
+        let mut request = ChatRequest::new(model, messages);
+        request.session = session.cloned();
+        request.params = SamplingParams {
+            temperature: self.config.chat.temperature,
+            top_p: self.config.chat.top_p,
+            max_tokens: self.config.chat.max_tokens,
+            ..SamplingParams::default()
+        };
+        let request_id = request.id.clone();
+        let span = tracing::info_span!("chat", request = %request_id, model = %model, step = %step);
+        let started = Instant::now();
+        let result = engine
+            .chat(request, on_event, cancel)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Err(e) if !matches!(e, EngineError::InvalidRequest(_)) => {
+                self.breakers.failure(&breaker)
+            }
+            _ => self.breakers.success(&breaker),
+        }
+        let (status, error) = match &result {
+            Ok(r) if r.finish_reason == FinishReason::Cancelled => (RunStatus::Cancelled, None),
+            Ok(_) => (RunStatus::Ok, None),
+            Err(e) => (RunStatus::Error, Some(e.to_string())),
+        };
+        let usage = result.as_ref().map(|r| r.usage).unwrap_or_default();
+        let run = ModelRun {
+            request_id,
+            session_id: session.cloned(),
+            model: model.to_owned(),
+            engine: engine.name().to_owned(),
+            task: "chat".into(),
+            status,
+            error,
+            prompt_tokens: Some(i64::from(usage.prompt_tokens)),
+            cached_prompt_tokens: Some(i64::from(usage.cached_prompt_tokens)),
+            completion_tokens: Some(i64::from(usage.completion_tokens)),
+            first_token_ms: result
+                .as_ref()
+                .ok()
+                .and_then(|r| r.first_token_ms)
+                .map(|v| v as i64),
+            total_ms: Some(started.elapsed().as_millis() as i64),
+            cost_usd: result.as_ref().ok().and_then(|r| r.cost_usd),
+            mode: mode.to_string(),
+            step: step.to_owned(),
+        };
+        if let Err(e) = self.store.record_run(&run).await {
+            let _entered = span.enter();
+            tracing::warn!(error = %e, "could not record the model run");
+        }
+        result
+    }
+
+    /// Runs `chain` in order until one model answers, telling the user about each fallback.
+    /// Engine outages (crash, timeout, unavailable, failure) always fall back; a model that
+    /// is missing or unusable falls back only when the router chose it (`routed`): a model
+    /// the person named gets its own error.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn call_with_fallback(
+        &self,
+        chain: &[String],
+        routed: bool,
+        messages: Vec<ChatMessage>,
+        session: Option<&SessionId>,
+        on_event: EventSink<'_>,
+        on_progress: ProgressSink<'_>,
+        cancel: CancellationToken,
+    ) -> Result<ChatResponse, EngineError> {
+        let mut last = None;
+        for (i, model) in chain.iter().enumerate() {
+            let emitted = std::sync::atomic::AtomicBool::new(false);
+            let sink = |event: ChatEvent| {
+                if matches!(event, ChatEvent::Token { .. }) {
+                    emitted.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                on_event(event);
+            };
+            let result = self
+                .call(
+                    model,
+                    messages.clone(),
+                    session,
+                    &sink,
+                    cancel.clone(),
+                    Mode::Single,
+                    "answer",
+                )
+                .await;
+            let error = match result {
+                Ok(response) => return Ok(response),
+                Err(e) => e,
+            };
+            let Some(next) = chain.get(i + 1) else {
+                last = Some(error);
+                break;
+            };
+            let outage = matches!(
+                error,
+                EngineError::Crashed { .. }
+                    | EngineError::Timeout { .. }
+                    | EngineError::Unavailable { .. }
+                    | EngineError::Failed { .. }
+            );
+            if cancel.is_cancelled()
+                || matches!(error, EngineError::InvalidRequest(_))
+                || !(outage || routed)
+            {
+                return Err(error);
+            }
+            let reason = error.to_string();
+            tracing::warn!(from = %model, to = %next, %reason, "falling back");
+            on_progress(OrchestrationEvent::Fallback {
+                from: model.clone(),
+                to: next.clone(),
+                reason: reason.clone(),
+            });
+            if emitted.load(std::sync::atomic::Ordering::SeqCst) {
+                on_event(ChatEvent::Restart {
+                    reason: reason.clone(),
+                });
+            }
+            on_event(ChatEvent::Notice {
+                message: format!("{model} failed ({reason}); {next} answers instead"),
+            });
+            last = Some(error);
+        }
+        Err(last.unwrap_or_else(|| EngineError::ModelUnavailable {
+            model: "auto".into(),
+            hint: "no model is registered; fetch the default with `baton models fetch`".into(),
+        }))
     }
 }

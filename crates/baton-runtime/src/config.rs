@@ -31,6 +31,60 @@ keep_alive_secs = 300
 # Memory local models may use together, in MiB; 0 picks 60% of the machine's memory.
 memory_budget_mb = 0
 
+[routing]
+# How "auto" picks a model: weights of measured quality (success rate, your ratings),
+# speed, low cost, and a bonus for a model declared strong in the prompt's domain.
+quality_weight = 1.0
+speed_weight = 0.5
+cost_weight = 0.5
+domain_weight = 0.4
+# Models declared strong in domains (code, math, writing, translation, general), e.g.
+# strengths = { "ollama/qwen2.5-coder" = ["code"] }
+strengths = {}
+# Explicit rules, checked in order; the first match decides, e.g.
+# rules = [{ domain = "code", model = "ollama/qwen2.5-coder" }, { contains = "translate", model = "ollama/llama3" }]
+rules = []
+# Canary / A/B splits: a share of the stable model's requests goes to the candidate, e.g.
+# canaries = [{ stable = "smollm2-135m-instruct", candidate = "ollama/llama3", share = 0.1 }]
+canaries = []
+
+[orchestration]
+# Fan-out: models asked in parallel; empty means the three best-ranked models.
+fanout_models = []
+# Seconds a fan-out waits for its slowest model before merging what arrived.
+fanout_deadline_secs = 120
+# How fan-out answers are merged: vote, weighted or judge.
+merge = "vote"
+# Model that scores answers (fan-out judge, refinement); empty means the routed model.
+judge_model = ""
+# Models that critique drafts in critique-and-refine; empty means the next-ranked models,
+# or the primary model itself when it is the only one.
+critics = []
+# Revision rounds of critique-and-refine (1 to 10).
+refine_rounds = 3
+# A revision must raise the judged score (0-10) by this much, or refinement stops.
+refine_min_gain = 0.5
+
+[reliability]
+# Circuit breaker per engine: it opens when at least `breaker_failure_rate` of the last
+# `breaker_window` requests failed (once `breaker_min_requests` were made), refuses requests
+# for `breaker_open_secs`, then lets one probe through.
+breaker_window = 20
+breaker_min_requests = 4
+breaker_failure_rate = 0.5
+breaker_open_secs = 30
+# Remote engines: seconds to connect, to the first token, and between streamed chunks.
+connect_timeout_secs = 5
+first_token_timeout_secs = 60
+idle_timeout_secs = 30
+# Retries of a remote request that failed before its first token (0 to 10).
+max_retries = 3
+
+[secrets]
+# Where API keys of remote engines are kept: "keyring" (the OS keyring) or "file" (an
+# encrypted file in the data directory; passphrase from BATON_SECRETS_PASSPHRASE).
+store = "keyring"
+
 [logging]
 # Level of the log file: error, warn, info, debug or trace.
 level = "info"
@@ -46,8 +100,162 @@ pub struct Config {
     pub chat: ChatConfig,
     /// Local LLM engine settings.
     pub llm: LlmConfig,
+    /// How "auto" chooses a model.
+    pub routing: RoutingConfig,
+    /// Fan-out and critique-and-refine settings.
+    pub orchestration: OrchestrationConfig,
+    /// Timeouts, retries and circuit breakers.
+    pub reliability: ReliabilityConfig,
+    /// Where API keys are kept.
+    pub secrets: SecretsConfig,
     /// Log file settings.
     pub logging: LoggingConfig,
+}
+
+/// How "auto" chooses a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Weight of measured quality.
+    pub quality_weight: f64,
+    /// Weight of measured speed.
+    pub speed_weight: f64,
+    /// Weight of low cost.
+    pub cost_weight: f64,
+    /// Bonus for domain strength.
+    pub domain_weight: f64,
+    /// Domains each model is declared strong in.
+    pub strengths: std::collections::BTreeMap<String, Vec<baton_core::Domain>>,
+    /// Explicit rules, first match wins.
+    pub rules: Vec<baton_core::RoutingRule>,
+    /// Canary / A/B splits.
+    pub canaries: Vec<baton_core::routing::CanarySplit>,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            quality_weight: 1.0,
+            speed_weight: 0.5,
+            cost_weight: 0.5,
+            domain_weight: 0.4,
+            strengths: Default::default(),
+            rules: Vec::new(),
+            canaries: Vec::new(),
+        }
+    }
+}
+
+impl RoutingConfig {
+    /// The weights as the router takes them.
+    pub fn weights(&self) -> baton_core::routing::RoutingWeights {
+        baton_core::routing::RoutingWeights {
+            quality: self.quality_weight,
+            speed: self.speed_weight,
+            cost: self.cost_weight,
+            domain: self.domain_weight,
+        }
+    }
+}
+
+/// Fan-out and critique-and-refine settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrchestrationConfig {
+    /// Models asked in parallel (empty: the three best-ranked).
+    pub fanout_models: Vec<String>,
+    /// Seconds a fan-out waits before merging what arrived.
+    pub fanout_deadline_secs: u64,
+    /// Merge strategy.
+    pub merge: baton_core::MergeStrategy,
+    /// Judge model (empty: the routed model).
+    pub judge_model: String,
+    /// Critic models (empty: next-ranked, or the primary itself).
+    pub critics: Vec<String>,
+    /// Revision rounds.
+    pub refine_rounds: u32,
+    /// Minimum judged-score gain for refinement to go on.
+    pub refine_min_gain: f64,
+}
+
+impl Default for OrchestrationConfig {
+    fn default() -> Self {
+        Self {
+            fanout_models: Vec::new(),
+            fanout_deadline_secs: 120,
+            merge: baton_core::MergeStrategy::Vote,
+            judge_model: String::new(),
+            critics: Vec::new(),
+            refine_rounds: 3,
+            refine_min_gain: 0.5,
+        }
+    }
+}
+
+/// Timeouts, retries and circuit breakers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReliabilityConfig {
+    /// Outcomes a breaker measures.
+    pub breaker_window: usize,
+    /// Outcomes needed before a breaker may open.
+    pub breaker_min_requests: usize,
+    /// Failure share that opens a breaker.
+    pub breaker_failure_rate: f64,
+    /// Seconds an open breaker refuses requests.
+    pub breaker_open_secs: u64,
+    /// Seconds to connect to a remote engine.
+    pub connect_timeout_secs: u64,
+    /// Seconds to a remote engine's first token.
+    pub first_token_timeout_secs: u64,
+    /// Seconds between streamed chunks.
+    pub idle_timeout_secs: u64,
+    /// Retries before the first token.
+    pub max_retries: usize,
+}
+
+impl Default for ReliabilityConfig {
+    fn default() -> Self {
+        Self {
+            breaker_window: 20,
+            breaker_min_requests: 4,
+            breaker_failure_rate: 0.5,
+            breaker_open_secs: 30,
+            connect_timeout_secs: 5,
+            first_token_timeout_secs: 60,
+            idle_timeout_secs: 30,
+            max_retries: 3,
+        }
+    }
+}
+
+impl ReliabilityConfig {
+    /// The breaker policy these settings describe.
+    pub fn breaker(&self) -> baton_core::BreakerPolicy {
+        baton_core::BreakerPolicy {
+            window: self.breaker_window,
+            min_requests: self.breaker_min_requests,
+            failure_rate: self.breaker_failure_rate,
+            open_ms: self.breaker_open_secs * 1000,
+            probes_to_close: 1,
+        }
+    }
+}
+
+/// Where API keys are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// `keyring` or `file`.
+    pub store: String,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self {
+            store: "keyring".into(),
+        }
+    }
 }
 
 /// Chat defaults.
@@ -229,6 +437,55 @@ impl Config {
                     "must be between 256 and 131072, not {}",
                     self.llm.context_length
                 ),
+            ));
+        }
+        let o = &self.orchestration;
+        if !(1..=baton_core::ensemble::MAX_REFINE_ROUNDS).contains(&o.refine_rounds) {
+            return Err(invalid(
+                "orchestration.refine_rounds",
+                format!("must be between 1 and 10, not {}", o.refine_rounds),
+            ));
+        }
+        if o.fanout_deadline_secs == 0 {
+            return Err(invalid(
+                "orchestration.fanout_deadline_secs",
+                "must be at least 1".into(),
+            ));
+        }
+        let r = &self.reliability;
+        if !(r.breaker_failure_rate > 0.0 && r.breaker_failure_rate <= 1.0) {
+            return Err(invalid(
+                "reliability.breaker_failure_rate",
+                format!(
+                    "must be above 0 and at most 1, not {}",
+                    r.breaker_failure_rate
+                ),
+            ));
+        }
+        if r.breaker_window == 0 || r.max_retries > 10 {
+            return Err(invalid(
+                "reliability",
+                "breaker_window must be at least 1 and max_retries at most 10".into(),
+            ));
+        }
+        if let Some(c) = self
+            .routing
+            .canaries
+            .iter()
+            .find(|c| !(0.0..=1.0).contains(&c.share))
+        {
+            return Err(invalid(
+                "routing.canaries",
+                format!(
+                    "share of {} must be between 0 and 1, not {}",
+                    c.candidate, c.share
+                ),
+            ));
+        }
+        if !["keyring", "file"].contains(&self.secrets.store.as_str()) {
+            return Err(invalid(
+                "secrets.store",
+                format!("must be keyring or file, not `{}`", self.secrets.store),
             ));
         }
         const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];

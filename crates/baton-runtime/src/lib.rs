@@ -7,14 +7,18 @@
 
 pub mod chat;
 pub mod config;
+pub mod engines;
 pub mod fetch;
 pub mod models;
+pub mod orchestrate;
 pub mod paths;
 
 pub use chat::{ChatTurn, TurnOutcome, MAX_MESSAGE_BYTES};
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_TOML};
+pub use engines::{AddEngine, EngineStatus};
 pub use fetch::{manifest, FetchProgress, FetchStage, ManifestModel};
 pub use models::{AddModel, Verification};
+pub use orchestrate::{AnswerOptions, Mode, ProgressSink};
 pub use paths::Paths;
 
 use baton_core::{Engine, EngineError, Role, SessionId};
@@ -50,6 +54,8 @@ pub struct Runtime {
     engines: Arc<RwLock<HashMap<String, Arc<dyn Engine>>>>,
     specs: models::SpecMap,
     llm: baton_llm::LocalLlmEngine,
+    remotes: engines::RemoteMap,
+    breakers: engines::Breakers,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -74,6 +80,7 @@ impl Runtime {
             })
         };
         let llm = baton_llm::LocalLlmEngine::new(Arc::new(resolver), models::llm_config(&config));
+        let breakers = engines::Breakers::new(config.reliability.breaker());
         let runtime = Self {
             paths,
             config,
@@ -81,8 +88,11 @@ impl Runtime {
             engines: Arc::default(),
             specs,
             llm,
+            remotes: Arc::default(),
+            breakers,
         };
         runtime.load_model_specs().await?;
+        runtime.load_engines().await?;
         Ok(runtime)
     }
 
@@ -139,11 +149,15 @@ impl Runtime {
             .insert(model.to_owned(), engine);
     }
 
-    /// The engine that serves `model`: the local LLM engine for registered GGUF models,
-    /// otherwise an engine registered with [`Runtime::register_engine`].
+    /// The engine that serves `model`: the local LLM engine for registered GGUF models, the
+    /// remote engine for `ENGINE/MODEL` names, otherwise an engine registered with
+    /// [`Runtime::register_engine`].
     pub fn engine_for(&self, model: &str) -> Result<Arc<dyn Engine>, EngineError> {
         if self.specs.read().expect("spec lock").contains_key(model) {
             return Ok(Arc::new(self.llm.clone()));
+        }
+        if let Some(remote) = self.remotes.read().expect("remote lock").get(model) {
+            return Ok(remote.clone());
         }
         self.engines
             .read()

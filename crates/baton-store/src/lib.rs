@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod captures;
+mod engines;
 mod error;
 mod messages;
 mod models;
@@ -18,9 +19,11 @@ mod runs;
 mod search;
 mod sessions;
 mod settings;
+mod stats;
 mod time;
 
 pub use captures::{Capture, CaptureSummary, NewCapture};
+pub use engines::EngineRecord;
 pub use error::StoreError;
 pub use messages::{Message, NewMessage};
 pub use models::ModelRecord;
@@ -28,3 +31,4 @@ pub use open::{Store, DATABASE_FILE};
 pub use runs::{ModelRun, RunStatus};
 pub use search::SearchHit;
 pub use sessions::{Session, SessionSummary};
+pub use stats::{percentile, Stats, UsageStats};

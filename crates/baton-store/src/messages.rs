@@ -32,6 +32,10 @@ pub struct Message {
     pub tokens_per_second: Option<f64>,
     /// Cost in US dollars.
     pub cost_usd: Option<f64>,
+    /// The orchestration mode that produced it (`single`, `fanout`, `refine`).
+    pub mode: Option<String>,
+    /// The user's rating: 1 (thumbs up), -1 (down) or none.
+    pub rating: Option<i64>,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
 }
@@ -57,6 +61,8 @@ pub struct NewMessage {
     pub tokens_per_second: Option<f64>,
     /// Cost in US dollars.
     pub cost_usd: Option<f64>,
+    /// The orchestration mode that produced it.
+    pub mode: Option<String>,
 }
 
 impl NewMessage {
@@ -83,6 +89,8 @@ struct MessageRow {
     first_token_ms: Option<i64>,
     tokens_per_second: Option<f64>,
     cost_usd: Option<f64>,
+    mode: Option<String>,
+    rating: Option<i64>,
     created_at: i64,
 }
 
@@ -102,6 +110,8 @@ impl TryFrom<MessageRow> for Message {
             first_token_ms: row.first_token_ms,
             tokens_per_second: row.tokens_per_second,
             cost_usd: row.cost_usd,
+            mode: row.mode,
+            rating: row.rating,
             created_at: to_datetime(row.created_at),
         })
     }
@@ -109,8 +119,8 @@ impl TryFrom<MessageRow> for Message {
 
 const INSERT_MESSAGE: &str =
     "INSERT INTO messages (session_id, role, content, model, prompt_tokens,
-        completion_tokens, latency_ms, first_token_ms, tokens_per_second, cost_usd, created_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        completion_tokens, latency_ms, first_token_ms, tokens_per_second, cost_usd, mode, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 async fn insert_message<'e, E>(
     executor: E,
@@ -135,6 +145,7 @@ where
         .bind(message.first_token_ms)
         .bind(message.tokens_per_second)
         .bind(message.cost_usd)
+        .bind(&message.mode)
         .bind(now)
         .execute(executor)
         .await
@@ -181,6 +192,8 @@ impl Store {
             first_token_ms: message.first_token_ms,
             tokens_per_second: message.tokens_per_second,
             cost_usd: message.cost_usd,
+            mode: message.mode,
+            rating: None,
             created_at: to_datetime(now),
         })
     }
@@ -209,13 +222,35 @@ impl Store {
     pub async fn messages(&self, session: &SessionId) -> Result<Vec<Message>, StoreError> {
         let rows: Vec<MessageRow> = sqlx::query_as(
             "SELECT id, session_id, role, content, model, prompt_tokens, completion_tokens,
-                    latency_ms, first_token_ms, tokens_per_second, cost_usd, created_at
+                    latency_ms, first_token_ms, tokens_per_second, cost_usd, mode, rating,
+                    created_at
              FROM messages WHERE session_id = ? ORDER BY id",
         )
         .bind(&session.0)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(Message::try_from).collect()
+    }
+
+    /// Rates an assistant message: `Some(1)` thumbs up, `Some(-1)` down, `None` clears.
+    pub async fn rate_message(&self, id: i64, rating: Option<i64>) -> Result<(), StoreError> {
+        if rating.is_some_and(|r| r != 1 && r != -1) {
+            return Err(StoreError::Invalid(
+                "a rating is 1 (up) or -1 (down)".into(),
+            ));
+        }
+        let done =
+            sqlx::query("UPDATE messages SET rating = ? WHERE id = ? AND role = 'assistant'")
+                .bind(rating)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!(
+                "there is no answer with id {id} to rate"
+            )));
+        }
+        Ok(())
     }
 
     /// Number of messages in the whole database.

@@ -57,6 +57,10 @@ pub struct ModelRun {
     pub total_ms: Option<i64>,
     /// Cost in US dollars.
     pub cost_usd: Option<f64>,
+    /// The orchestration mode the run served (`single`, `fanout`, `refine`).
+    pub mode: String,
+    /// Its step in that mode (`answer`, `critique`, `judge`, `revise`).
+    pub step: String,
 }
 
 impl Store {
@@ -65,8 +69,8 @@ impl Store {
         let done = sqlx::query(
             "INSERT INTO model_runs (request_id, session_id, model, engine, task, status, error,
                 prompt_tokens, cached_prompt_tokens, completion_tokens, first_token_ms, total_ms,
-                cost_usd, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                cost_usd, mode, step, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&run.request_id.0)
         .bind(run.session_id.as_ref().map(|s| s.0.clone()))
@@ -81,6 +85,8 @@ impl Store {
         .bind(run.first_token_ms)
         .bind(run.total_ms)
         .bind(run.cost_usd)
+        .bind(&run.mode)
+        .bind(&run.step)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;

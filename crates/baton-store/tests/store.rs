@@ -149,6 +149,8 @@ async fn runs_and_settings_are_recorded() {
         first_token_ms: Some(15),
         total_ms: Some(120),
         cost_usd: None,
+        mode: "single".into(),
+        step: "answer".into(),
     };
     store.record_run(&run).await.unwrap();
     assert_eq!(store.run_count("tiny").await.unwrap(), 1);
@@ -322,4 +324,127 @@ async fn captures_are_stored_searchable_and_deletable() {
         .is_empty());
     assert!(store.capture(id).await.is_err());
     assert!(store.search_captures("  ", 10).await.is_err());
+}
+
+#[tokio::test]
+async fn stats_ratings_engines_and_decisions() {
+    use baton_core::routing::{Domain, RoutingDecision};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).await.unwrap();
+    let session = store.create_session("s").await.unwrap();
+    let run = |model: &str, mode: &str, status: RunStatus, ms: i64| ModelRun {
+        request_id: baton_core::RequestId::new(),
+        session_id: Some(session.id.clone()),
+        model: model.into(),
+        engine: "e".into(),
+        task: "chat".into(),
+        status,
+        error: None,
+        prompt_tokens: Some(10),
+        cached_prompt_tokens: Some(0),
+        completion_tokens: Some(11),
+        first_token_ms: Some(100),
+        total_ms: Some(ms),
+        cost_usd: Some(0.001),
+        mode: mode.into(),
+        step: "answer".into(),
+    };
+    for ms in [1100, 1200, 1300] {
+        store
+            .record_run(&run("a", "single", RunStatus::Ok, ms))
+            .await
+            .unwrap();
+    }
+    store
+        .record_run(&run("a", "fanout", RunStatus::Error, 50))
+        .await
+        .unwrap();
+    store
+        .record_run(&run("b", "fanout", RunStatus::Cancelled, 50))
+        .await
+        .unwrap();
+    let answer = store
+        .append_message(
+            &session.id,
+            NewMessage {
+                model: Some("a".into()),
+                mode: Some("single".into()),
+                ..NewMessage::new(Role::Assistant, "hi")
+            },
+        )
+        .await
+        .unwrap();
+    let decision = RoutingDecision {
+        model: "a".into(),
+        domain: Domain::General,
+        reasons: vec!["highest score".into()],
+        ranked: vec![],
+        fallbacks: vec![],
+        canary_of: None,
+    };
+    let id = store
+        .record_decision(
+            &baton_core::RequestId::new(),
+            Some(&session.id),
+            "single",
+            &decision,
+        )
+        .await
+        .unwrap();
+    store.link_decision(id, answer.id, "a").await.unwrap();
+    assert_eq!(
+        store.decision_reasons(answer.id).await.unwrap(),
+        Some(vec!["highest score".to_owned()])
+    );
+    store.rate_message(answer.id, Some(1)).await.unwrap();
+    assert!(store.rate_message(answer.id, Some(5)).await.is_err());
+    let user = store
+        .append_message(&session.id, NewMessage::new(Role::User, "q"))
+        .await
+        .unwrap();
+    assert!(
+        store.rate_message(user.id, Some(1)).await.is_err(),
+        "only answers are rated"
+    );
+    assert_eq!(
+        store.messages(&session.id).await.unwrap()[0].rating,
+        Some(1)
+    );
+
+    let stats = store.stats().await.unwrap();
+    let a = stats.models.iter().find(|m| m.key == "a").unwrap();
+    assert_eq!((a.runs, a.ok, a.errors, a.thumbs_up), (4, 3, 1, 1));
+    assert_eq!(a.success_rate, 0.75);
+    assert_eq!(a.p50_ms, Some(1200.0));
+    let mean = (10_000.0 / 1000.0 + 10_000.0 / 1100.0 + 10_000.0 / 1200.0) / 3.0;
+    assert!((a.tokens_per_second.unwrap() - mean).abs() < 1e-9);
+    let fanout = stats.modes.iter().find(|m| m.key == "fanout").unwrap();
+    assert_eq!((fanout.runs, fanout.errors), (2, 1));
+    assert_eq!(
+        (stats.decisions, stats.routed_rated, stats.routed_up),
+        (1, 1, 1)
+    );
+    let histories = store.model_histories(50).await.unwrap();
+    assert_eq!(histories["a"].runs, 4);
+    assert_eq!(histories["a"].rating, 1.0);
+    assert!(
+        !histories.contains_key("b"),
+        "cancelled runs say nothing about quality"
+    );
+
+    let engine = baton_store::EngineRecord {
+        name: "ollama".into(),
+        base_url: "http://127.0.0.1:11434/v1".into(),
+        models: vec!["llama3".into()],
+        input_usd_per_mtok: 0.0,
+        output_usd_per_mtok: 0.0,
+        key_store: "none".into(),
+        enabled: true,
+        added_at: chrono::Utc::now(),
+    };
+    store.upsert_engine(&engine).await.unwrap();
+    store.upsert_engine(&engine).await.unwrap();
+    assert_eq!(store.engines().await.unwrap()[0].models, vec!["llama3"]);
+    assert!(store.remove_engine("ollama").await.unwrap());
+    assert!(!store.remove_engine("ollama").await.unwrap());
 }

@@ -5,10 +5,11 @@
 
 use crate::commands::print_json;
 use anyhow::Context;
-use baton_core::{CancellationToken, ChatEvent, SessionId};
-use baton_runtime::{ChatTurn, Runtime, RuntimeError, TurnOutcome};
+use baton_core::{CancellationToken, ChatEvent, OrchestrationEvent, SessionId};
+use baton_runtime::{AnswerOptions, ChatTurn, Mode, Runtime, RuntimeError, TurnOutcome};
 use baton_store::Session;
 use std::io::{IsTerminal, Read, Write};
+use std::sync::Mutex;
 
 /// Options of `baton chat`.
 #[derive(Debug, clap::Args)]
@@ -16,12 +17,21 @@ pub struct ChatArgs {
     /// The question; without one, reads standard input when it is not a terminal, or starts
     /// the interactive chat
     pub question: Vec<String>,
-    /// Model to use (a name from `baton models list`) [default: chat.default_model]
+    /// Model to use (a name from `baton models list` or `ENGINE/MODEL` from `baton engines
+    /// list`); `auto` or none lets the router choose and say why
     #[arg(long, short)]
     pub model: Option<String>,
+    /// How to answer: single (one model, with fallbacks), fanout (several models in
+    /// parallel, merged) or refine (critique-and-refine rounds)
+    #[arg(long, default_value = "single", value_parser = parse_mode)]
+    pub mode: Mode,
     /// Continue this session (id or a unique part of it) instead of starting a new one
     #[arg(long, short)]
     pub session: Option<String>,
+}
+
+fn parse_mode(text: &str) -> Result<Mode, String> {
+    text.parse()
 }
 
 /// Runs `baton chat`.
@@ -40,18 +50,29 @@ pub async fn run(args: ChatArgs, runtime: &Runtime, json: bool) -> anyhow::Resul
         if json {
             anyhow::bail!("--json needs a question: `baton chat --json \"question\"`");
         }
-        return repl(runtime, session, args.model).await;
+        return repl(runtime, session, args.model, args.mode).await;
     }
     let session = match session {
         Some(s) => s,
         None => runtime.new_session(&title_from(&question)).await?,
     };
-    let outcome = ask(runtime, &session.id, &question, args.model.clone(), !json).await?;
+    let (outcome, steps) = ask(
+        runtime,
+        &session.id,
+        &question,
+        args.model.clone(),
+        args.mode,
+        !json,
+    )
+    .await?;
     if json {
         print_json(&serde_json::json!({
             "session": session.id,
+            "message_id": outcome.assistant.id,
             "answer": outcome.assistant.content,
             "model": outcome.response.model,
+            "mode": args.mode.to_string(),
+            "steps": steps,
             "usage": outcome.response.usage,
             "finish_reason": outcome.response.finish_reason,
             "first_token_ms": outcome.response.first_token_ms,
@@ -83,15 +104,16 @@ fn title_from(question: &str) -> String {
     }
 }
 
-/// Sends one question, streaming the answer to stdout when `stream` is set. Ctrl-C cancels
-/// the generation.
+/// Sends one question, streaming the answer to stdout and progress to stderr when `stream`
+/// is set. Ctrl-C cancels the generation. Returns the outcome and the progress events.
 async fn ask(
     runtime: &Runtime,
     session: &SessionId,
     question: &str,
     model: Option<String>,
+    mode: Mode,
     stream: bool,
-) -> anyhow::Result<TurnOutcome> {
+) -> anyhow::Result<(TurnOutcome, Vec<OrchestrationEvent>)> {
     let cancel = CancellationToken::new();
     let watcher = {
         let cancel = cancel.clone();
@@ -115,22 +137,36 @@ async fn ask(
                 let _ = out.flush();
                 eprintln!("\x1b[2m[{message}]\x1b[0m");
             }
+            ChatEvent::Restart { reason } => {
+                let _ = out.flush();
+                eprintln!("\n\x1b[2m[the text above is withdrawn: {reason}]\x1b[0m");
+            }
             ChatEvent::Started { .. } => {}
         }
+    };
+    let steps = Mutex::new(Vec::new());
+    let on_progress = |event: OrchestrationEvent| {
+        if stream {
+            eprintln!("\x1b[2m{}\x1b[0m", event.summary());
+        }
+        steps.lock().expect("steps lock").push(event);
     };
     let turn = ChatTurn {
         session: session.clone(),
         text: question.to_owned(),
-        model,
+        model: model.clone(),
     };
-    let result = runtime.send(turn, &on_event, cancel.clone()).await;
+    let options = AnswerOptions { model, mode };
+    let result = runtime
+        .send_with(turn, options, &on_event, &on_progress, cancel.clone())
+        .await;
     watcher.abort();
     let outcome = result?;
     if stream {
         println!();
         eprintln!("\x1b[2m{}\x1b[0m", stats_line(&outcome));
     }
-    Ok(outcome)
+    Ok((outcome, steps.into_inner().expect("steps lock")))
 }
 
 fn stats_line(outcome: &TurnOutcome) -> String {
@@ -151,6 +187,9 @@ fn stats_line(outcome: &TurnOutcome) -> String {
             r.usage.cached_prompt_tokens, r.usage.prompt_tokens
         ));
     }
+    if let Some(cost) = r.cost_usd.filter(|c| *c > 0.0) {
+        parts.push(format!("${cost:.5}"));
+    }
     if r.finish_reason == baton_core::FinishReason::Cancelled {
         parts.push("stopped".into());
     }
@@ -159,7 +198,7 @@ fn stats_line(outcome: &TurnOutcome) -> String {
 
 const REPL_HELP: &str = "Type a message and press Enter. Commands:
   /new [title]     start a new session
-  /model [name]    show or switch the model
+  /model [name]    show or switch the model (`auto` lets the router choose)
   /models          list registered models
   /sessions        list recent sessions
   /open ID         continue another session
@@ -171,6 +210,7 @@ async fn repl(
     runtime: &Runtime,
     session: Option<Session>,
     model: Option<String>,
+    mode: Mode,
 ) -> anyhow::Result<()> {
     use rustyline::error::ReadlineError;
     let mut editor = rustyline::DefaultEditor::new()
@@ -179,9 +219,9 @@ async fn repl(
     let _ = editor.load_history(&history);
     let mut session = session;
     let mut model = model;
-    let default_model = runtime.config().chat.default_model.clone();
+    let default_model = "auto".to_owned();
     println!(
-        "Baton chat · model {} · /help for commands, Ctrl-D to leave",
+        "Baton chat · model {} · mode {mode} · /help for commands, Ctrl-D to leave",
         model.as_deref().unwrap_or(&default_model)
     );
     if let Some(s) = &session {
@@ -214,6 +254,10 @@ async fn repl(
                 }
                 "model" if rest.is_empty() => {
                     println!("Model: {}", model.as_deref().unwrap_or(&default_model));
+                }
+                "model" if rest == "auto" => {
+                    model = None;
+                    println!("Model: auto (routed per message)");
                 }
                 "model" => match runtime.engine_for(rest) {
                     Ok(_) => {
@@ -261,7 +305,7 @@ async fn repl(
                 s
             }
         };
-        match ask(runtime, &current.id, text, model.clone(), true).await {
+        match ask(runtime, &current.id, text, model.clone(), mode, true).await {
             Ok(_) => {}
             // The REPL survives every engine failure: say what happened and carry on.
             Err(e) => match e.downcast_ref::<RuntimeError>() {

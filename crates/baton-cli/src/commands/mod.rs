@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bench_llm;
 pub mod chat;
 pub mod config;
+pub mod engines;
 pub mod models;
 pub mod sessions;
 pub mod vision;

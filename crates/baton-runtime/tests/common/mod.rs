@@ -42,11 +42,20 @@ pub async fn runtime_with_tiny_model() -> TestRuntime {
 
 /// The same with a given answer length and context.
 pub async fn runtime_with_tiny_model_and(max_tokens: u32, context: u32) -> TestRuntime {
+    runtime_with_tiny_model_config(max_tokens, context, "").await
+}
+
+/// The same with more config sections (not `[chat]` or `[llm]`) appended.
+pub async fn runtime_with_tiny_model_config(
+    max_tokens: u32,
+    context: u32,
+    extra: &str,
+) -> TestRuntime {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
-        format!("[chat]\ndefault_model = \"tiny\"\nmax_tokens = {max_tokens}\n[llm]\ncontext_length = {context}\n"),
+        format!("[chat]\ndefault_model = \"tiny\"\nmax_tokens = {max_tokens}\n[llm]\ncontext_length = {context}\n{extra}"),
     )
     .unwrap();
     let paths = Paths {
