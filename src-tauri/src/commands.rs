@@ -3,12 +3,13 @@
 //! window stop a generation.
 
 use crate::dto::{
-    AppError, AppStatus, DataPaths, FetchProgressInfo, FetchableModel, MessageInfo, ModelCheck,
-    ModelInfo, Preferences, PreferencesState, SearchResult, SessionInfo, StreamEvent, TurnResult,
+    AnswerMode, AppError, AppStatus, DataPaths, EngineInfo, FetchProgressInfo, FetchableModel,
+    MessageInfo, ModelCheck, ModelInfo, Preferences, PreferencesState, SearchResult, SessionInfo,
+    StatsInfo, StreamEvent, TurnResult,
 };
 use crate::state::AppState;
-use baton_core::{ChatEvent, SessionId};
-use baton_runtime::{AddModel, ChatTurn};
+use baton_core::{ChatEvent, OrchestrationEvent, SessionId};
+use baton_runtime::{AddModel, AnswerOptions, ChatTurn};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -149,6 +150,11 @@ impl<'a> Stream<'a> {
         }
     }
 
+    fn on_step(&self, event: OrchestrationEvent) {
+        self.flush();
+        self.post(StreamEvent::Step { step: event.into() });
+    }
+
     fn flush(&self) {
         let text = std::mem::take(&mut self.pending.lock().expect("stream lock").0);
         if !text.is_empty() {
@@ -157,7 +163,8 @@ impl<'a> Stream<'a> {
     }
 }
 
-/// Sends a message and streams the answer through `on_event`. `model` `None` is "auto".
+/// Sends a message and streams the answer and the orchestration's steps through
+/// `on_event`. `model` `None` is "auto" (the router chooses and says why).
 #[tauri::command]
 #[specta::specta]
 pub async fn send_message(
@@ -165,6 +172,7 @@ pub async fn send_message(
     session_id: String,
     text: String,
     model: Option<String>,
+    mode: AnswerMode,
     on_event: Channel<StreamEvent>,
 ) -> Res<TurnResult> {
     let rt = state.runtime()?;
@@ -172,10 +180,22 @@ pub async fn send_message(
     let turn = ChatTurn {
         session: SessionId(session_id.clone()),
         text,
+        model: model.clone(),
+    };
+    let options = AnswerOptions {
         model,
+        mode: mode.into(),
     };
     let stream = Stream::new(&on_event);
-    let result = rt.send(turn, &|e| stream.on_event(e), cancel).await;
+    let result = rt
+        .send_with(
+            turn,
+            options,
+            &|e| stream.on_event(e),
+            &|p| stream.on_step(p),
+            cancel,
+        )
+        .await;
     stream.flush();
     state.finish(&session_id);
     Ok(result?.into())
@@ -189,18 +209,75 @@ pub async fn regenerate(
     state: State<'_, AppState>,
     session_id: String,
     model: Option<String>,
+    mode: AnswerMode,
     on_event: Channel<StreamEvent>,
 ) -> Res<TurnResult> {
     let rt = state.runtime()?;
     let cancel = state.begin(&session_id)?;
     let session = SessionId(session_id.clone());
     let stream = Stream::new(&on_event);
+    let options = AnswerOptions {
+        model,
+        mode: mode.into(),
+    };
     let result = rt
-        .answer(&session, model, &|e| stream.on_event(e), cancel)
+        .answer_with(
+            &session,
+            options,
+            &|e| stream.on_event(e),
+            &|p| stream.on_step(p),
+            cancel,
+        )
         .await;
     stream.flush();
     state.finish(&session_id);
     Ok(result?.into())
+}
+
+/// Rates an answer: 1 (thumbs up), -1 (down) or none to clear.
+#[tauri::command]
+#[specta::specta]
+pub async fn rate_message(
+    state: State<'_, AppState>,
+    message_id: f64,
+    rating: Option<i32>,
+) -> Res<()> {
+    let rt = state.runtime()?;
+    rt.store()
+        .rate_message(message_id as i64, rating.map(i64::from))
+        .await?;
+    Ok(())
+}
+
+/// Per-model and per-mode statistics, routing accuracy and remote engines' health.
+#[tauri::command]
+#[specta::specta]
+pub async fn get_stats(state: State<'_, AppState>) -> Res<StatsInfo> {
+    let rt = state.runtime()?;
+    let stats = rt.store().stats().await?;
+    let engines = rt.engine_statuses().await?;
+    Ok(StatsInfo {
+        models: stats.models.into_iter().map(Into::into).collect(),
+        modes: stats.modes.into_iter().map(Into::into).collect(),
+        routed_rated: stats.routed_rated as f64,
+        routed_up: stats.routed_up as f64,
+        decisions: stats.decisions as f64,
+        canary_decisions: stats.canary_decisions as f64,
+        engines: engines.into_iter().map(Into::into).collect(),
+    })
+}
+
+/// Remote engines and their models (for the model picker).
+#[tauri::command]
+#[specta::specta]
+pub async fn list_engines(state: State<'_, AppState>) -> Res<Vec<EngineInfo>> {
+    let rt = state.runtime()?;
+    Ok(rt
+        .engine_statuses()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
 }
 
 /// Stops the session's running generation; false when none was running.

@@ -2,7 +2,7 @@
 //! names and `specta` derives, so `ui/src/bindings.ts` is generated from them and the UI
 //! cannot drift from the Rust side. Conversions only copy fields; no logic lives here.
 
-use baton_core::{ChatEvent, FinishReason};
+use baton_core::{ChatEvent, FinishReason, OrchestrationEvent};
 use baton_runtime::{RuntimeError, TurnOutcome, Verification};
 use baton_store::{Message, ModelRecord, SearchHit, SessionSummary, StoreError};
 use serde::{Deserialize, Serialize};
@@ -95,6 +95,12 @@ pub struct MessageInfo {
     pub first_token_ms: Option<f64>,
     /// Generation speed.
     pub tokens_per_second: Option<f64>,
+    /// Cost in US dollars (remote engines).
+    pub cost_usd: Option<f64>,
+    /// How the answer was produced: `single`, `fanout` or `refine`.
+    pub mode: Option<String>,
+    /// The person's rating: 1 (thumbs up), -1 (down) or none.
+    pub rating: Option<i32>,
     /// RFC 3339 creation time.
     pub created_at: String,
 }
@@ -112,6 +118,9 @@ impl From<Message> for MessageInfo {
             latency_ms: m.latency_ms.map(|v| v as f64),
             first_token_ms: m.first_token_ms.map(|v| v as f64),
             tokens_per_second: m.tokens_per_second,
+            cost_usd: m.cost_usd,
+            mode: m.mode,
+            rating: m.rating.map(|r| r as i32),
             created_at: m.created_at.to_rfc3339(),
         }
     }
@@ -240,10 +249,20 @@ pub enum StreamEvent {
         /// The text.
         text: String,
     },
-    /// Something the person should know (context trimmed, …).
+    /// Something the person should know (context trimmed, a fallback, …).
     Notice {
         /// The message.
         message: String,
+    },
+    /// The text streamed so far is withdrawn: a fallback model answers from the start.
+    Restart {
+        /// What happened.
+        reason: String,
+    },
+    /// A step of the orchestration (routing, a branch, a critique, a judge's score).
+    Step {
+        /// The step.
+        step: StepInfo,
     },
 }
 
@@ -253,6 +272,191 @@ impl From<ChatEvent> for StreamEvent {
             ChatEvent::Started { model } => Self::Started { model },
             ChatEvent::Token { text } => Self::Token { text },
             ChatEvent::Notice { message } => Self::Notice { message },
+            ChatEvent::Restart { reason } => Self::Restart { reason },
+        }
+    }
+}
+
+/// One step of how an answer was made, for the collapsible list under it.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct StepInfo {
+    /// `routed`, `step`, `stepDone`, `fallback`, `merged` or `refineDone`.
+    pub kind: String,
+    /// One line for people.
+    pub title: String,
+    /// The full text behind it (a critique, an answer, routing reasons), if any.
+    pub detail: Option<String>,
+    /// Whether the step went well.
+    pub ok: bool,
+    /// A judge's score, for judge steps.
+    pub score: Option<f64>,
+    /// The model involved, if one.
+    pub model: Option<String>,
+    /// The critique-and-refine round (0 for the draft and other modes).
+    pub round: i32,
+}
+
+impl From<OrchestrationEvent> for StepInfo {
+    fn from(e: OrchestrationEvent) -> Self {
+        let title = e.summary().trim().to_owned();
+        let (kind, detail, ok, score, model, round) = match e {
+            OrchestrationEvent::Routed { decision } => (
+                "routed",
+                Some(decision.reasons.join("\n")),
+                true,
+                None,
+                Some(decision.model),
+                0,
+            ),
+            OrchestrationEvent::Step { model, round, .. } => {
+                ("step", None, true, None, Some(model), round)
+            }
+            OrchestrationEvent::StepDone {
+                model,
+                round,
+                text,
+                ok,
+                score,
+                ..
+            } => ("stepDone", Some(text), ok, score, Some(model), round),
+            OrchestrationEvent::Fallback { to, reason, .. } => {
+                ("fallback", Some(reason), false, None, Some(to), 0)
+            }
+            OrchestrationEvent::Merged { winner, .. } => {
+                ("merged", None, true, None, Some(winner), 0)
+            }
+            OrchestrationEvent::RefineDone { rounds, .. } => {
+                ("refineDone", None, true, None, None, rounds)
+            }
+        };
+        Self {
+            kind: kind.into(),
+            title,
+            detail,
+            ok,
+            score,
+            model,
+            round: round as i32,
+        }
+    }
+}
+
+/// How answers are produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub enum AnswerMode {
+    /// One model, with fallbacks.
+    #[default]
+    Single,
+    /// Several models in parallel, merged.
+    FanOut,
+    /// Critique-and-refine rounds.
+    Refine,
+}
+
+impl From<AnswerMode> for baton_runtime::Mode {
+    fn from(m: AnswerMode) -> Self {
+        match m {
+            AnswerMode::Single => Self::Single,
+            AnswerMode::FanOut => Self::FanOut,
+            AnswerMode::Refine => Self::Refine,
+        }
+    }
+}
+
+/// Figures for one model or mode in the statistics view.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageRow {
+    /// Model or mode name.
+    pub key: String,
+    /// Runs recorded.
+    pub runs: f64,
+    /// Runs that failed.
+    pub errors: f64,
+    /// Share of finished runs that succeeded (0..1).
+    pub success_rate: f64,
+    /// Median latency in ms.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile latency in ms.
+    pub p95_ms: Option<f64>,
+    /// Mean tokens per second.
+    pub tokens_per_second: Option<f64>,
+    /// Total cost in US dollars.
+    pub cost_usd: f64,
+    /// Thumbs up.
+    pub thumbs_up: f64,
+    /// Thumbs down.
+    pub thumbs_down: f64,
+}
+
+impl From<baton_store::UsageStats> for UsageRow {
+    fn from(s: baton_store::UsageStats) -> Self {
+        Self {
+            key: s.key,
+            runs: s.runs as f64,
+            errors: s.errors as f64,
+            success_rate: s.success_rate,
+            p50_ms: s.p50_ms,
+            p95_ms: s.p95_ms,
+            tokens_per_second: s.tokens_per_second,
+            cost_usd: s.cost_usd,
+            thumbs_up: s.thumbs_up as f64,
+            thumbs_down: s.thumbs_down as f64,
+        }
+    }
+}
+
+/// Everything the statistics view shows.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsInfo {
+    /// Per model.
+    pub models: Vec<UsageRow>,
+    /// Per mode.
+    pub modes: Vec<UsageRow>,
+    /// Routed answers the person rated.
+    pub routed_rated: f64,
+    /// Of those, rated up.
+    pub routed_up: f64,
+    /// Routing decisions recorded.
+    pub decisions: f64,
+    /// Decisions sent to a canary model.
+    pub canary_decisions: f64,
+    /// Remote engines with their health.
+    pub engines: Vec<EngineInfo>,
+}
+
+/// A remote engine as the UI lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineInfo {
+    /// Its name.
+    pub name: String,
+    /// Base URL.
+    pub base_url: String,
+    /// Its models as Baton names them (`ENGINE/MODEL`).
+    pub models: Vec<String>,
+    /// Circuit breaker: `closed`, `open` or `half-open`.
+    pub breaker: String,
+    /// Failure rate over the breaker's window (0..1).
+    pub failure_rate: f64,
+}
+
+impl From<baton_runtime::EngineStatus> for EngineInfo {
+    fn from(e: baton_runtime::EngineStatus) -> Self {
+        Self {
+            models: e
+                .record
+                .models
+                .iter()
+                .map(|m| format!("{}/{m}", e.record.name))
+                .collect(),
+            name: e.record.name,
+            base_url: e.record.base_url,
+            breaker: e.breaker,
+            failure_rate: e.failure_rate,
         }
     }
 }
@@ -337,8 +541,10 @@ impl Default for Shortcuts {
 pub struct Preferences {
     /// Colour theme.
     pub theme: ThemeChoice,
-    /// The model new messages use; `None` means "auto" (today: the configured default).
+    /// The model new messages use; `None` means "auto" (the router chooses).
     pub model: Option<String>,
+    /// How new messages are answered.
+    pub mode: AnswerMode,
     /// Global shortcuts.
     pub shortcuts: Shortcuts,
 }

@@ -20,4 +20,14 @@ describe("App", () => {
     expect(screen.getByText(/No model is registered yet/)).toBeTruthy();
     expect(screen.getByTestId("new-chat")).toBeTruthy();
   });
+
+  it("shows statistics per model and mode with the selection accuracy", async () => {
+    const { api } = fakeApi();
+    render(App, { props: { api } });
+    await waitFor(() => expect(screen.getByTestId("open-stats")).toBeTruthy());
+    screen.getByTestId("open-stats").click();
+    await waitFor(() => expect(screen.getByTestId("stats-models")).toBeTruthy());
+    expect(screen.getByTestId("selection-accuracy").textContent).toContain("100%");
+    expect(screen.getByTestId("stats-models").textContent).toContain("67% · 1 failed");
+  });
 });

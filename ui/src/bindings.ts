@@ -80,11 +80,12 @@ async searchMessages(query: string) : Promise<Result<SearchResult[], AppError>> 
 }
 },
 /**
- * Sends a message and streams the answer through `on_event`. `model` `None` is "auto".
+ * Sends a message and streams the answer and the orchestration's steps through
+ * `on_event`. `model` `None` is "auto" (the router chooses and says why).
  */
-async sendMessage(sessionId: string, text: string, model: string | null, onEvent: TAURI_CHANNEL<StreamEvent>) : Promise<Result<TurnResult, AppError>> {
+async sendMessage(sessionId: string, text: string, model: string | null, mode: AnswerMode, onEvent: TAURI_CHANNEL<StreamEvent>) : Promise<Result<TurnResult, AppError>> {
     try {
-    return { status: "ok", data: await TAURI_INVOKE("send_message", { sessionId, text, model, onEvent }) };
+    return { status: "ok", data: await TAURI_INVOKE("send_message", { sessionId, text, model, mode, onEvent }) };
 } catch (e) {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };
@@ -94,9 +95,9 @@ async sendMessage(sessionId: string, text: string, model: string | null, onEvent
  * Answers the session's conversation again as it stands (after a failed or stopped turn,
  * or to get another answer), streaming through `on_event`.
  */
-async regenerate(sessionId: string, model: string | null, onEvent: TAURI_CHANNEL<StreamEvent>) : Promise<Result<TurnResult, AppError>> {
+async regenerate(sessionId: string, model: string | null, mode: AnswerMode, onEvent: TAURI_CHANNEL<StreamEvent>) : Promise<Result<TurnResult, AppError>> {
     try {
-    return { status: "ok", data: await TAURI_INVOKE("regenerate", { sessionId, model, onEvent }) };
+    return { status: "ok", data: await TAURI_INVOKE("regenerate", { sessionId, model, mode, onEvent }) };
 } catch (e) {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };
@@ -107,6 +108,39 @@ async regenerate(sessionId: string, model: string | null, onEvent: TAURI_CHANNEL
  */
 async stopGeneration(sessionId: string) : Promise<boolean> {
     return await TAURI_INVOKE("stop_generation", { sessionId });
+},
+/**
+ * Rates an answer: 1 (thumbs up), -1 (down) or none to clear.
+ */
+async rateMessage(messageId: number, rating: number | null) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("rate_message", { messageId, rating }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Per-model and per-mode statistics, routing accuracy and remote engines' health.
+ */
+async getStats() : Promise<Result<StatsInfo, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("get_stats") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Remote engines and their models (for the model picker).
+ */
+async listEngines() : Promise<Result<EngineInfo[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("list_engines") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
 },
 /**
  * Registered models.
@@ -306,6 +340,22 @@ appAction: "app-action"
 /** user-defined types **/
 
 /**
+ * How answers are produced.
+ */
+export type AnswerMode = 
+/**
+ * One model, with fallbacks.
+ */
+"single" | 
+/**
+ * Several models in parallel, merged.
+ */
+"fanOut" | 
+/**
+ * Critique-and-refine rounds.
+ */
+"refine"
+/**
  * A quick action from the tray, a global shortcut or `baton-app --action`.
  */
 export type AppAction = 
@@ -486,6 +536,30 @@ confidence: number;
  */
 text: string | null }
 /**
+ * A remote engine as the UI lists it.
+ */
+export type EngineInfo = { 
+/**
+ * Its name.
+ */
+name: string; 
+/**
+ * Base URL.
+ */
+baseUrl: string; 
+/**
+ * Its models as Baton names them (`ENGINE/MODEL`).
+ */
+models: string[]; 
+/**
+ * Circuit breaker: `closed`, `open` or `half-open`.
+ */
+breaker: string; 
+/**
+ * Failure rate over the breaker's window (0..1).
+ */
+failureRate: number }
+/**
  * Progress of a model fetch: `done` of `total` bytes in the current stage.
  */
 export type FetchProgressInfo = { 
@@ -577,6 +651,18 @@ firstTokenMs: number | null;
  * Generation speed.
  */
 tokensPerSecond: number | null; 
+/**
+ * Cost in US dollars (remote engines).
+ */
+costUsd: number | null; 
+/**
+ * How the answer was produced: `single`, `fanout` or `refine`.
+ */
+mode: string | null; 
+/**
+ * The person's rating: 1 (thumbs up), -1 (down) or none.
+ */
+rating: number | null; 
 /**
  * RFC 3339 creation time.
  */
@@ -690,9 +776,13 @@ export type Preferences = {
  */
 theme: ThemeChoice; 
 /**
- * The model new messages use; `None` means "auto" (today: the configured default).
+ * The model new messages use; `None` means "auto" (the router chooses).
  */
 model: string | null; 
+/**
+ * How new messages are answered.
+ */
+mode: AnswerMode; 
 /**
  * Global shortcuts.
  */
@@ -783,6 +873,70 @@ newChat: string;
  */
 ocrRegion: string }
 /**
+ * Everything the statistics view shows.
+ */
+export type StatsInfo = { 
+/**
+ * Per model.
+ */
+models: UsageRow[]; 
+/**
+ * Per mode.
+ */
+modes: UsageRow[]; 
+/**
+ * Routed answers the person rated.
+ */
+routedRated: number; 
+/**
+ * Of those, rated up.
+ */
+routedUp: number; 
+/**
+ * Routing decisions recorded.
+ */
+decisions: number; 
+/**
+ * Decisions sent to a canary model.
+ */
+canaryDecisions: number; 
+/**
+ * Remote engines with their health.
+ */
+engines: EngineInfo[] }
+/**
+ * One step of how an answer was made, for the collapsible list under it.
+ */
+export type StepInfo = { 
+/**
+ * `routed`, `step`, `stepDone`, `fallback`, `merged` or `refineDone`.
+ */
+kind: string; 
+/**
+ * One line for people.
+ */
+title: string; 
+/**
+ * The full text behind it (a critique, an answer, routing reasons), if any.
+ */
+detail: string | null; 
+/**
+ * Whether the step went well.
+ */
+ok: boolean; 
+/**
+ * A judge's score, for judge steps.
+ */
+score: number | null; 
+/**
+ * The model involved, if one.
+ */
+model: string | null; 
+/**
+ * The critique-and-refine round (0 for the draft and other modes).
+ */
+round: number }
+/**
  * One event of a streaming answer.
  */
 export type StreamEvent = 
@@ -795,9 +949,17 @@ export type StreamEvent =
  */
 { type: "token"; text: string } | 
 /**
- * Something the person should know (context trimmed, …).
+ * Something the person should know (context trimmed, a fallback, …).
  */
-{ type: "notice"; message: string }
+{ type: "notice"; message: string } | 
+/**
+ * The text streamed so far is withdrawn: a fallback model answers from the start.
+ */
+{ type: "restart"; reason: string } | 
+/**
+ * A step of the orchestration (routing, a branch, a critique, a judge's score).
+ */
+{ type: "step"; step: StepInfo }
 /**
  * The colour theme.
  */
@@ -846,6 +1008,50 @@ assistant: MessageInfo;
  * How the generation ended.
  */
 end: TurnEnd }
+/**
+ * Figures for one model or mode in the statistics view.
+ */
+export type UsageRow = { 
+/**
+ * Model or mode name.
+ */
+key: string; 
+/**
+ * Runs recorded.
+ */
+runs: number; 
+/**
+ * Runs that failed.
+ */
+errors: number; 
+/**
+ * Share of finished runs that succeeded (0..1).
+ */
+successRate: number; 
+/**
+ * Median latency in ms.
+ */
+p50Ms: number | null; 
+/**
+ * 95th percentile latency in ms.
+ */
+p95Ms: number | null; 
+/**
+ * Mean tokens per second.
+ */
+tokensPerSecond: number | null; 
+/**
+ * Total cost in US dollars.
+ */
+costUsd: number; 
+/**
+ * Thumbs up.
+ */
+thumbsUp: number; 
+/**
+ * Thumbs down.
+ */
+thumbsDown: number }
 /**
  * A word OCR read.
  */

@@ -4,11 +4,13 @@ import { Channel } from "@tauri-apps/api/core";
 import {
   commands,
   events,
+  type AnswerMode,
   type AppAction,
   type AppError,
   type AppStatus,
   type CaptureInfo,
   type CaptureSummaryInfo,
+  type EngineInfo,
   type FetchableModel,
   type FetchProgressInfo,
   type MessageInfo,
@@ -19,16 +21,21 @@ import {
   type PreferencesState,
   type SearchResult,
   type SessionInfo,
+  type StatsInfo,
+  type StepInfo,
   type StreamEvent,
   type TurnResult,
+  type UsageRow,
 } from "../bindings";
 
 export type {
+  AnswerMode,
   AppAction,
   AppError,
   AppStatus,
   CaptureInfo,
   CaptureSummaryInfo,
+  EngineInfo,
   FetchableModel,
   FetchProgressInfo,
   MessageInfo,
@@ -39,8 +46,11 @@ export type {
   PreferencesState,
   SearchResult,
   SessionInfo,
+  StatsInfo,
+  StepInfo,
   StreamEvent,
   TurnResult,
+  UsageRow,
 };
 
 /** An error from a command: its kind (`modelUnavailable`, `notFound`, …) and message. */
@@ -78,8 +88,11 @@ export interface BatonApi {
   deleteSession(id: string): Promise<void>;
   messages(id: string): Promise<MessageInfo[]>;
   search(query: string): Promise<SearchResult[]>;
-  send(sessionId: string, text: string, model: string | null, onEvent: (e: StreamEvent) => void): Promise<TurnResult>;
-  regenerate(sessionId: string, model: string | null, onEvent: (e: StreamEvent) => void): Promise<TurnResult>;
+  send(sessionId: string, text: string, model: string | null, mode: AnswerMode, onEvent: (e: StreamEvent) => void): Promise<TurnResult>;
+  regenerate(sessionId: string, model: string | null, mode: AnswerMode, onEvent: (e: StreamEvent) => void): Promise<TurnResult>;
+  rate(messageId: number, rating: number | null): Promise<void>;
+  stats(): Promise<StatsInfo>;
+  listEngines(): Promise<EngineInfo[]>;
   stop(sessionId: string): Promise<boolean>;
   listModels(): Promise<ModelInfo[]>;
   addModel(path: string, name: string | null): Promise<ModelInfo>;
@@ -119,9 +132,14 @@ export const tauriApi: BatonApi = {
   },
   messages: (id) => unwrap(commands.sessionMessages(id)),
   search: (q) => unwrap(commands.searchMessages(q)),
-  send: (sessionId, text, model, onEvent) =>
-    unwrap(commands.sendMessage(sessionId, text, model, channel(onEvent))),
-  regenerate: (sessionId, model, onEvent) => unwrap(commands.regenerate(sessionId, model, channel(onEvent))),
+  send: (sessionId, text, model, mode, onEvent) =>
+    unwrap(commands.sendMessage(sessionId, text, model, mode, channel(onEvent))),
+  regenerate: (sessionId, model, mode, onEvent) => unwrap(commands.regenerate(sessionId, model, mode, channel(onEvent))),
+  rate: async (messageId, rating) => {
+    await unwrap(commands.rateMessage(messageId, rating));
+  },
+  stats: () => unwrap(commands.getStats()),
+  listEngines: () => unwrap(commands.listEngines()),
   stop: (sessionId) => commands.stopGeneration(sessionId),
   listModels: () => unwrap(commands.listModels()),
   addModel: (path, name) => unwrap(commands.addModel(path, name)),

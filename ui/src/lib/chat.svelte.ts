@@ -1,6 +1,6 @@
 // The window's state and what the person can do with it. Every decision about data is
 // the runtime's; this class only keeps what is on screen in step with the API's answers.
-import { errorMessage, type AppStatus, type BatonApi, type MessageInfo, type ModelInfo, type Preferences, type SearchResult, type SessionInfo } from "./api";
+import { errorMessage, type AppStatus, type BatonApi, type EngineInfo, type MessageInfo, type ModelInfo, type Preferences, type SearchResult, type SessionInfo, type StepInfo } from "./api";
 import { nowIso, titleFrom } from "./format";
 
 /** An error shown in the window, with what kind it is (so the UI can offer a way out). */
@@ -16,6 +16,8 @@ export interface Streaming {
   model: string | null;
   startedAt: number;
   notices: string[];
+  /** How the answer is being made: routing, branches, critiques, scores. */
+  steps: StepInfo[];
 }
 
 export const NEW_CHAT_TITLE = "New chat";
@@ -23,6 +25,7 @@ export const NEW_CHAT_TITLE = "New chat";
 const defaultPreferences: Preferences = {
   theme: "system",
   model: null,
+  mode: "single",
   shortcuts: { showWindow: "CommandOrControl+Shift+Space", newChat: "CommandOrControl+Shift+N", ocrRegion: "CommandOrControl+Shift+O" },
 };
 
@@ -40,6 +43,10 @@ export class ChatController {
   streaming = $state<Streaming | null>(null);
   error = $state<ShownError | null>(null);
   models = $state<ModelInfo[]>([]);
+  /** Remote engines (their models appear in the model picker). */
+  engines = $state<EngineInfo[]>([]);
+  /** The steps behind answers made in this window, by message id. */
+  stepsById = $state<Record<number, StepInfo[]>>({});
   preferences = $state<Preferences>(defaultPreferences);
   shortcutErrors = $state<string[]>([]);
   searchQuery = $state("");
@@ -72,13 +79,15 @@ export class ChatController {
     try {
       this.status = await this.api.status();
       if (this.status.startupError) return;
-      const [sessions, models, prefs] = await Promise.all([
+      const [sessions, models, prefs, engines] = await Promise.all([
         this.api.listSessions(),
         this.api.listModels().catch(() => [] as ModelInfo[]),
         this.api.getPreferences().catch(() => null),
+        this.api.listEngines().catch(() => [] as EngineInfo[]),
       ]);
       this.sessions = sessions;
       this.models = models;
+      this.engines = engines;
       if (prefs) {
         this.preferences = prefs.preferences;
         this.shortcutErrors = prefs.shortcutErrors;
@@ -161,10 +170,13 @@ export class ChatController {
       latencyMs: null,
       firstTokenMs: null,
       tokensPerSecond: null,
+      costUsd: null,
+      mode: null,
+      rating: null,
       createdAt: nowIso(),
     };
     this.messages = [...this.messages, optimistic];
-    await this.run(sessionId, (onEvent) => this.api.send(sessionId, text, this.preferences.model, onEvent), optimistic.id);
+    await this.run(sessionId, (onEvent) => this.api.send(sessionId, text, this.preferences.model, this.preferences.mode, onEvent), optimistic.id);
   }
 
   /** Answers again (after an error, a stop, or to get another answer). */
@@ -172,7 +184,7 @@ export class ChatController {
     if (!this.currentId || this.busy) return;
     const sessionId = this.currentId;
     this.error = null;
-    await this.run(sessionId, (onEvent) => this.api.regenerate(sessionId, this.preferences.model, onEvent), null);
+    await this.run(sessionId, (onEvent) => this.api.regenerate(sessionId, this.preferences.model, this.preferences.mode, onEvent), null);
   }
 
   async stop(): Promise<void> {
@@ -184,7 +196,7 @@ export class ChatController {
     call: (onEvent: (e: import("./api").StreamEvent) => void) => Promise<import("./api").TurnResult>,
     optimisticId: number | null,
   ): Promise<void> {
-    this.streaming = { sessionId, text: "", model: this.preferences.model, startedAt: Date.now(), notices: [] };
+    this.streaming = { sessionId, text: "", model: this.preferences.model, startedAt: Date.now(), notices: [], steps: [] };
     this.pendingText = "";
     try {
       const result = await call((event) => {
@@ -196,8 +208,17 @@ export class ChatController {
           this.streaming.model = event.model;
         } else if (event.type === "notice") {
           this.streaming.notices = [...this.streaming.notices, event.message];
+        } else if (event.type === "restart") {
+          // A fallback model answers from the start: the partial text is withdrawn.
+          this.pendingText = "";
+          this.streaming.text = "";
+        } else if (event.type === "step") {
+          this.streaming.steps = [...this.streaming.steps, event.step];
         }
       });
+      if (this.streaming && this.streaming.steps.length > 0) {
+        this.stepsById = { ...this.stepsById, [result.assistant.id]: this.streaming.steps };
+      }
       if (result.end === "cancelled") this.stoppedIds = { ...this.stoppedIds, [result.assistant.id]: true };
       if (this.currentId === sessionId) {
         const kept = this.messages.filter((m) => m.id !== optimisticId);
@@ -294,6 +315,23 @@ export class ChatController {
 
   async setModel(model: string | null): Promise<void> {
     await this.savePreferences({ ...this.preferences, model });
+  }
+
+  async setMode(mode: Preferences["mode"]): Promise<void> {
+    await this.savePreferences({ ...this.preferences, mode });
+  }
+
+  /** Thumbs up (1), down (-1), or clears (a second click on the same thumb). */
+  async rate(messageId: number, rating: 1 | -1): Promise<void> {
+    const m = this.messages.find((x) => x.id === messageId);
+    if (!m) return;
+    const next = m.rating === rating ? null : rating;
+    try {
+      await this.api.rate(messageId, next);
+      this.messages = this.messages.map((x) => (x.id === messageId ? { ...x, rating: next } : x));
+    } catch (e) {
+      this.error = toShown(e);
+    }
   }
 
   async savePreferences(p: Preferences): Promise<void> {

@@ -92,4 +92,35 @@ describe("ChatController", () => {
     expect(chat.status?.startupError?.message).toBe("not a Baton database");
     expect(chat.loading).toBe(false);
   });
+
+  it("withdraws a partial answer when a fallback model restarts it, and keeps the steps", async () => {
+    const step = { kind: "fallback", title: "remote failed; tiny answers instead", detail: "HTTP 500", ok: false, score: null, model: "tiny", round: 0 };
+    const { api, sentModes } = fakeApi({
+      tokens: ["fine"],
+      before: [{ type: "token", text: "half an" }, { type: "restart", reason: "dropped" }, { type: "step", step }],
+    });
+    const chat = new ChatController(api);
+    await chat.init();
+    await chat.setMode("refine");
+    await chat.send("hi");
+    const answer = chat.messages.at(-1)!;
+    expect(answer.content).toBe("fine");
+    expect(chat.stepsById[answer.id]).toEqual([step]);
+    expect(sentModes).toEqual(["refine"]);
+  });
+
+  it("rates answers and clears a rating with a second click", async () => {
+    const { api, ratings } = fakeApi({ tokens: ["ok"] });
+    const chat = new ChatController(api);
+    await chat.init();
+    await chat.send("hi");
+    const id = chat.messages.at(-1)!.id;
+    await chat.rate(id, 1);
+    expect(chat.messages.at(-1)!.rating).toBe(1);
+    expect(ratings.get(id)).toBe(1);
+    await chat.rate(id, 1);
+    expect(chat.messages.at(-1)!.rating).toBeNull();
+    await chat.rate(id, -1);
+    expect(ratings.get(id)).toBe(-1);
+  });
 });

@@ -8,6 +8,8 @@ export interface FakeOptions {
   tokens?: string[] | null;
   /** Resolve the generation only when stop() is called. */
   waitForStop?: boolean;
+  /** Events sent before the tokens (routing steps, a withdrawn partial answer, …). */
+  before?: StreamEvent[];
 }
 
 export function fakeApi(opts: FakeOptions = {}) {
@@ -15,7 +17,9 @@ export function fakeApi(opts: FakeOptions = {}) {
   const messages = new Map<string, MessageInfo[]>();
   let nextId = 1;
   let stopper: (() => void) | null = null;
-  let prefs: Preferences = { theme: "system", model: null, shortcuts: { showWindow: "A", newChat: "B", ocrRegion: "C" } };
+  let prefs: Preferences = { theme: "system", model: null, mode: "single", shortcuts: { showWindow: "A", newChat: "B", ocrRegion: "C" } };
+  const ratings = new Map<number, number | null>();
+  const sentModes: string[] = [];
   const now = () => new Date().toISOString();
   const msg = (sessionId: string, role: "user" | "assistant", content: string, extra: Partial<MessageInfo> = {}): MessageInfo => ({
     id: nextId++,
@@ -28,6 +32,9 @@ export function fakeApi(opts: FakeOptions = {}) {
     latencyMs: null,
     firstTokenMs: null,
     tokensPerSecond: null,
+    costUsd: null,
+    mode: null,
+    rating: null,
     createdAt: now(),
     ...extra,
   });
@@ -43,6 +50,7 @@ export function fakeApi(opts: FakeOptions = {}) {
     }
     const tokens = opts.tokens ?? ["Hello", " there", "!"];
     onEvent({ type: "started", model: "tiny" });
+    for (const e of opts.before ?? []) onEvent(e);
     let text = "";
     let cancelled = false;
     for (const t of tokens) {
@@ -99,7 +107,8 @@ export function fakeApi(opts: FakeOptions = {}) {
       }
       return hits;
     },
-    send: async (sessionId, text, _model, onEvent) => {
+    send: async (sessionId, text, _model, mode, onEvent) => {
+      sentModes.push(mode);
       const s = find(sessionId);
       const u = msg(sessionId, "user", text);
       messages.get(sessionId)!.push(u);
@@ -107,7 +116,24 @@ export function fakeApi(opts: FakeOptions = {}) {
       const r = await answer(sessionId, onEvent);
       return { ...r, user: u };
     },
-    regenerate: async (sessionId, _model, onEvent) => answer(sessionId, onEvent),
+    regenerate: async (sessionId, _model, _mode, onEvent) => answer(sessionId, onEvent),
+    rate: async (messageId, rating) => {
+      for (const list of messages.values()) {
+        const m = list.find((x) => x.id === messageId);
+        if (m) m.rating = rating;
+      }
+      ratings.set(messageId, rating);
+    },
+    stats: async () => ({
+      models: [{ key: "tiny", runs: 3, errors: 1, successRate: 2 / 3, p50Ms: 120, p95Ms: 400, tokensPerSecond: 50, costUsd: 0, thumbsUp: 1, thumbsDown: 0 }],
+      modes: [{ key: "single", runs: 3, errors: 1, successRate: 2 / 3, p50Ms: 120, p95Ms: 400, tokensPerSecond: 50, costUsd: 0, thumbsUp: 1, thumbsDown: 0 }],
+      routedRated: 1,
+      routedUp: 1,
+      decisions: 3,
+      canaryDecisions: 0,
+      engines: [],
+    }),
+    listEngines: async () => [],
     stop: async () => {
       const s = stopper;
       stopper = null;
@@ -147,5 +173,5 @@ export function fakeApi(opts: FakeOptions = {}) {
     },
     deleteCapture: async () => {},
   };
-  return { api, sessions, messages };
+  return { api, sessions, messages, ratings, sentModes };
 }

@@ -6,14 +6,19 @@ export function badge(m: {
   tokensPerSecond?: number | null;
   latencyMs?: number | null;
   completionTokens?: number | null;
+  costUsd?: number | null;
+  mode?: string | null;
 }): string[] {
   const parts: string[] = [];
   if (m.model) parts.push(m.model);
+  if (m.mode === "fanout") parts.push("fan-out");
+  if (m.mode === "refine") parts.push("refined");
   if (m.tokensPerSecond != null && Number.isFinite(m.tokensPerSecond)) {
     parts.push(`${m.tokensPerSecond >= 100 ? Math.round(m.tokensPerSecond) : m.tokensPerSecond.toFixed(1)} tok/s`);
   }
   if (m.completionTokens != null) parts.push(`${m.completionTokens} tokens`);
   if (m.latencyMs != null) parts.push(duration(m.latencyMs));
+  if (m.costUsd != null && m.costUsd > 0) parts.push(`$${m.costUsd < 0.01 ? m.costUsd.toFixed(4) : m.costUsd.toFixed(2)}`);
   return parts;
 }
 
