@@ -299,7 +299,10 @@ pub struct StepInfo {
 
 impl From<OrchestrationEvent> for StepInfo {
     fn from(e: OrchestrationEvent) -> Self {
-        let title = e.summary().trim().to_owned();
+        let title = match &e {
+            OrchestrationEvent::Routed { decision } => format!("auto → {}", decision.model),
+            other => other.summary().trim().to_owned(),
+        };
         let (kind, detail, ok, score, model, round) = match e {
             OrchestrationEvent::Routed { decision } => (
                 "routed",

@@ -17,10 +17,10 @@ mkdirSync(SHOTS, { recursive: true });
 const SHORT_ANSWER = 3000; // tokens: a complete answer in about a second
 const LONG_ANSWER = 30_000; // tokens: long enough to be stopped half way
 
-function config(maxTokens) {
+function config(maxTokens, extra = "") {
   writeFileSync(
     join(WORK, "config.toml"),
-    `[chat]\ndefault_model = "tiny"\nmax_tokens = ${maxTokens}\nsystem_prompt = ""\n\n[llm]\ncontext_length = 32768\n`,
+    `[chat]\ndefault_model = "tiny"\nmax_tokens = ${maxTokens}\nsystem_prompt = ""\n\n[llm]\ncontext_length = 32768\n${extra}`,
   );
 }
 
@@ -251,5 +251,51 @@ test("desktop app end to end", { timeout: 300_000 }, async (t) => {
     assert.match(text, /What to do/);
     await settle();
     shot("11-startup-error");
+  });
+
+  await t.test("critique-and-refine shows its steps, an answer is rated, statistics add up", async () => {
+    await wd.quit();
+    config(120, "[orchestration]\nrefine_rounds = 1\n");
+    wd = await launch();
+    await wd.click(await wd.waitForElement('[data-testid="new-chat"]', 30_000));
+    await wd.exec(
+      "const s = document.querySelector('[data-testid=mode-picker]'); s.value = 'refine'; s.dispatchEvent(new Event('change', {bubbles: true})); return true;",
+    );
+    const composer = await wd.find('[data-testid="composer"]');
+    await wd.type(composer, "Explain the tides");
+    await wd.type(composer, Keys.ENTER);
+    const badge = await wd.waitForElement('[data-testid="message-assistant"] [data-testid="badge"]', 90_000);
+    assert.match(await wd.text(badge), /refined/, "the badge says the answer was refined");
+    const steps = await wd.find('[data-testid="message-assistant"] [data-testid="steps"]');
+    await wd.click(await wd.find('[data-testid="message-assistant"] [data-testid="steps"] summary'));
+    const stepsText = await wd.text(steps);
+    assert.match(stepsText, /auto → tiny/, `the routing decision is shown: ${stepsText}`);
+    assert.match(stepsText, /round 0 · answer · tiny/, stepsText);
+    assert.match(stepsText, /refined in \d round/, stepsText);
+    // The answer's actions show on hover; a script click stands in for the pointer.
+    await wd.exec("document.querySelector('[data-testid=message-assistant] [data-testid=thumb-up]').click(); return true;");
+    await settle();
+    const problem = await wd.exec("const e = document.querySelector('[data-testid=chat-error]'); return e ? e.textContent : null");
+    assert.equal(problem, null, "rating showed an error");
+    await wd.waitFor("the rating", async () =>
+      (await wd.exec("return document.querySelector('[data-testid=thumb-up]').getAttribute('aria-pressed')")) === "true",
+    );
+    await settle();
+    shot("16-refine-steps");
+    await wd.click(await wd.find('[data-testid="open-stats"]'));
+    const models = await wd.waitForElement('[data-testid="stats-models"]');
+    assert.match(await wd.text(models), /tiny/);
+    assert.match(await wd.text(await wd.find('[data-testid="stats-modes"]')), /refine/);
+    assert.match(await wd.text(await wd.find('[data-testid="selection-accuracy"]')), /100%/);
+    await settle();
+    shot("17-statistics-light");
+    await wd.click(await wd.find('[data-testid="open-settings"]'));
+    await wd.click(await wd.waitForElement('[data-testid="theme-dark"]'));
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+    await settle();
+    shot("18-statistics-dark");
+    await wd.click(await wd.find('[data-testid="open-settings"]'));
+    await wd.click(await wd.waitForElement('[data-testid="theme-light"]'));
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
   });
 });

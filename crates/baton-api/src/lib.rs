@@ -7,7 +7,6 @@
 //! generation.
 #![warn(missing_docs)]
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -185,20 +184,33 @@ impl Drop for CancelOnDrop {
 async fn chat_completions(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<Json<CompletionRequest>, JsonRejection>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     if !authorized(&state, &headers) {
         return denied();
     }
-    let Json(request) = match body {
+    let body = match body {
         Ok(b) => b,
+        Err(e) => {
+            return error(
+                e.status(),
+                "invalid_request_error",
+                format!(
+                    "the request body could not be read ({}); requests are limited to 2 MB",
+                    e.body_text()
+                ),
+            )
+        }
+    };
+    // Any content type is accepted (curl's default is a form type): the body must be JSON.
+    let request: CompletionRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 format!(
-                    "the body is not a chat completion request: {}",
-                    e.body_text()
+                    "the body is not a chat completion request ({e}); send JSON like {{\"model\": \"auto\", \"messages\": [{{\"role\": \"user\", \"content\": \"hi\"}}]}}"
                 ),
             )
         }

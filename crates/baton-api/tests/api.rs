@@ -124,10 +124,40 @@ async fn bad_requests_get_openai_style_errors() {
         .unwrap()
         .contains("bearer token"));
 
+    let huge = serde_json::json!({"model": "tiny", "messages": [{"role": "user", "content": "x".repeat(100 << 20)}]});
     let r = http
         .post(&url)
         .bearer_auth(&token)
-        .header("content-type", "application/json")
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limited to 2 MB"),
+        "{body}"
+    );
+    let big = serde_json::json!({"model": "tiny", "messages": [{"role": "user", "content": "x".repeat(3 << 19)}]});
+    let r = http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        400,
+        "1.5 MB passes the HTTP limit but not the 1 MiB message limit"
+    );
+
+    let r = http
+        .post(&url)
+        .bearer_auth(&token)
         .body("{not json")
         .send()
         .await

@@ -106,13 +106,24 @@ pub struct VoteOutcome {
     pub agreeing: Vec<String>,
 }
 
-/// Votes over short answers. Returns `None` when any answer is long (votes over prose mean
-/// nothing) or there are no ballots. Ties go to the group whose first answer came first.
+/// Votes over short answers: answers that say the same after [`normalize_answer`] form a
+/// group, a long answer (prose cannot be compared word for word) stands alone. The group
+/// with the most weight wins (a lone answer from a heavily weighted model can outvote two
+/// light ones); ties go to the group whose first answer came first. Returns `None` when no
+/// two answers agree (a vote decides nothing) or there are no ballots.
 pub fn vote(ballots: &[Ballot]) -> Option<VoteOutcome> {
-    if ballots.is_empty() || ballots.iter().any(|b| !is_short_answer(&b.text)) {
-        return None;
-    }
-    let keys: Vec<String> = ballots.iter().map(|b| normalize_answer(&b.text)).collect();
+    let keys: Vec<String> = ballots
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if is_short_answer(&b.text) {
+                normalize_answer(&b.text)
+            } else {
+                // Unique: never equal to a normalised answer (those have no NUL).
+                format!("\0long{i}")
+            }
+        })
+        .collect();
     let total: f64 = ballots.iter().map(|b| b.weight.max(0.0)).sum();
     let mut best: Option<(usize, f64)> = None;
     for (i, key) in keys.iter().enumerate() {
@@ -130,6 +141,10 @@ pub fn vote(ballots: &[Ballot]) -> Option<VoteOutcome> {
         }
     }
     let (winner, support) = best?;
+    let agreement = keys.iter().enumerate().any(|(i, k)| keys[..i].contains(k));
+    if !agreement {
+        return None;
+    }
     Some(VoteOutcome {
         winner,
         support,
@@ -143,44 +158,78 @@ pub fn vote(ballots: &[Ballot]) -> Option<VoteOutcome> {
     })
 }
 
-/// Parses a judge's score out of its reply: the first number in 0..=10 ("Score: 7/10",
-/// "8.5", "I'd give it a 6"). `None` when the reply has no usable number.
+/// Parses a judge's score out of its reply. Only a score stated as one counts: a number
+/// right after the word "score" (`Score: 7`, `score = 8.5`), a number out of ten (`7/10`),
+/// or a reply that is just a number. Digits elsewhere (a small judge echoing the question,
+/// or gibberish) are not a score, and neither is a number outside 0..=10 (`Score: 19`).
 pub fn parse_score(reply: &str) -> Option<f64> {
-    let mut chars = reply.char_indices().peekable();
-    while let Some((start, c)) = chars.next() {
-        if !c.is_ascii_digit() {
-            continue;
+    let lower = reply.trim().to_lowercase();
+    let number_at = |text: &str| -> Option<(f64, usize)> {
+        let len = text
+            .char_indices()
+            .take_while(|(i, c)| c.is_ascii_digit() || (*c == '.' && *i > 0))
+            .count();
+        let digits = text[..len].trim_end_matches('.');
+        digits.parse::<f64>().ok().map(|v| (v, len))
+    };
+    let in_range = |v: f64| (0.0..=10.0).contains(&v).then_some(v);
+    if let Some(value) = number_at(&lower).filter(|(_, len)| *len == lower.len()) {
+        return in_range(value.0);
+    }
+    if let Some(pos) = lower.find("score") {
+        let rest = lower[pos + 5..]
+            .trim_start_matches(|c: char| c == ':' || c == '=' || c.is_whitespace());
+        if let Some((value, _)) = number_at(rest) {
+            return in_range(value);
         }
-        let mut end = start + 1;
-        while let Some(&(i, d)) = chars.peek() {
-            if d.is_ascii_digit() || (d == '.' && !reply[start..i].contains('.')) {
-                end = i + 1;
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let number = reply[start..end].trim_end_matches('.');
-        if let Ok(value) = number.parse::<f64>() {
-            if (0.0..=10.0).contains(&value) {
-                return Some(value);
-            }
+    }
+    for (i, _) in lower.match_indices("/10") {
+        let before = &lower[..i];
+        let start = before
+            .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .map_or(0, |p| p + 1);
+        if let Some((value, _)) = number_at(&before[start..]) {
+            return in_range(value);
         }
     }
     None
 }
 
-/// The conversation asking a judge to score an answer from 0 to 10.
+/// Worked examples shown to the judge before the real answer: even very small models
+/// follow the `Score: N` pattern when they have seen it (SmolLM2-135M gave no number
+/// without them, and 10 vs 1 for a right and a wrong answer with them).
+const JUDGE_EXAMPLES: [(&str, &str, &str); 3] = [
+    (
+        "What is the capital of France?",
+        "Paris is the capital of France.",
+        "Score: 10",
+    ),
+    (
+        "What is the capital of France?",
+        "The capital of France is Berlin.",
+        "Score: 1",
+    ),
+    (
+        "How many legs does a spider have?",
+        "Spiders have eight legs.",
+        "Score: 9",
+    ),
+];
+
+/// The conversation asking a judge to score an answer from 0 to 10 (few-shot).
 pub fn judge_messages(question: &str, answer: &str) -> Vec<ChatMessage> {
-    vec![
-        ChatMessage::system(
-            "You grade answers. Reply with a single line: `Score: N` where N is 0 (wrong or \
-             useless) to 10 (correct, complete and clear), then one short sentence why.",
-        ),
-        ChatMessage::user(format!(
-            "Question:\n{question}\n\nAnswer:\n{answer}\n\nGrade the answer."
-        )),
-    ]
+    let mut messages = vec![ChatMessage::system(
+        "You grade answers from 0 (wrong or useless) to 10 (correct, complete and clear). \
+         Reply only with `Score: N`.",
+    )];
+    for (q, a, score) in JUDGE_EXAMPLES {
+        messages.push(ChatMessage::user(format!("Question: {q}\nAnswer: {a}")));
+        messages.push(ChatMessage::assistant(score));
+    }
+    messages.push(ChatMessage::user(format!(
+        "Question: {question}\nAnswer: {answer}"
+    )));
+    messages
 }
 
 /// The conversation asking a critic to find problems in a draft.
@@ -333,7 +382,7 @@ pub enum OrchestrationEvent {
         /// Rounds of revision that ran.
         rounds: u32,
         /// The score of each version (draft first).
-        scores: Vec<f64>,
+        scores: Vec<Option<f64>>,
         /// Why it stopped.
         stop: RefineStop,
         /// Which version was kept (0 = the draft).
@@ -393,7 +442,7 @@ impl OrchestrationEvent {
                 "refined in {rounds} round(s), scores {}; stopped because {stop}; kept version {kept}",
                 scores
                     .iter()
-                    .map(|s| format!("{s:.1}"))
+                    .map(|s| s.map_or("no score".to_owned(), |s| format!("{s:.1}")))
                     .collect::<Vec<_>>()
                     .join(" → ")
             ),
@@ -438,9 +487,30 @@ mod tests {
             ballot("b", "Lyon", 0.9),
             ballot("c", "paris.", 0.3),
         ];
-        assert_eq!(vote(&weighted).unwrap().winner, 1);
+        assert_eq!(
+            vote(&weighted).unwrap().winner,
+            1,
+            "0.9 for Lyon beats 0.5 for Paris"
+        );
         let long = "word ".repeat(40);
-        assert_eq!(vote(&[ballot("a", &long, 1.0)]), None);
+        let mixed = [
+            ballot("a", "Paris.", 1.0),
+            ballot("b", "The answer is paris", 1.0),
+            ballot("tiny", &long, 1.0),
+        ];
+        let out = vote(&mixed).unwrap();
+        assert_eq!((out.winner, out.support, out.total), (0, 2.0, 3.0));
+        assert_eq!(
+            vote(&[ballot("a", &long, 1.0), ballot("b", &long, 1.0)]),
+            None,
+            "prose is not compared"
+        );
+        assert_eq!(
+            vote(&[ballot("a", "Paris", 1.0), ballot("b", "Lyon", 1.0)]),
+            None,
+            "no agreement"
+        );
+        assert_eq!(vote(&[ballot("a", "Paris", 1.0)]), None);
         assert_eq!(vote(&[]), None);
     }
 
@@ -448,10 +518,26 @@ mod tests {
     fn parses_judge_scores() {
         assert_eq!(parse_score("Score: 7/10. Good."), Some(7.0));
         assert_eq!(parse_score("score 8.5"), Some(8.5));
-        assert_eq!(parse_score("I'd give it a 6."), Some(6.0));
-        assert_eq!(parse_score("In 2024 it got 9"), Some(9.0));
+        assert_eq!(parse_score("The final score = 6"), Some(6.0));
+        assert_eq!(parse_score("I rate it 8/10"), Some(8.0));
+        assert_eq!(parse_score(" 9 "), Some(9.0));
+        assert_eq!(
+            parse_score("In 2024 it got 9"),
+            None,
+            "digits are not a score"
+        );
+        assert_eq!(
+            parse_score("Q BH a c FWE9 what"),
+            None,
+            "gibberish is not a score"
+        );
         assert_eq!(parse_score("no idea"), None);
-        assert_eq!(parse_score("Score: 11"), None);
+        assert_eq!(
+            parse_score("Score: 19"),
+            None,
+            "an out-of-range score is no score"
+        );
+        assert_eq!(parse_score("It is worth 11"), None);
     }
 
     #[test]
@@ -489,7 +575,9 @@ mod tests {
     fn prompts_carry_the_question_and_the_drafts() {
         let m = revise_messages("Q?", "draft", &[("critic".into(), "too short".into())]);
         assert!(m[1].content.contains("From critic:\ntoo short"));
-        assert!(judge_messages("Q?", "A")[1].content.contains("Answer:\nA"));
+        let judge = judge_messages("Q?", "A");
+        assert_eq!(judge.len(), 8, "system, three worked examples, the answer");
+        assert_eq!(judge[7].content, "Question: Q?\nAnswer: A");
         assert!(critique_messages("Q?", "D")[1]
             .content
             .contains("Draft answer:\nD"));

@@ -549,17 +549,14 @@ impl RemoteEngine {
     }
 }
 
+/// The innermost cause of an error ("tcp connect error: Connection refused"): reqwest's
+/// outer layers repeat the URL, which the message already names.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
+    let mut root = e;
+    while let Some(source) = root.source() {
+        root = source;
     }
-    parts.join(": ")
+    root.to_string()
 }
 
 #[async_trait]

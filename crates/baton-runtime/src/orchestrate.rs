@@ -447,7 +447,8 @@ impl Runtime {
         result
     }
 
-    /// Asks `judge` to score `answer`; 0 when the judge fails or gives no number.
+    /// Asks `judge` to score `answer`, a second time when the first reply holds no usable
+    /// score (small judges wander); `None` when neither does.
     #[allow(clippy::too_many_arguments)]
     async fn judge(
         &self,
@@ -459,22 +460,28 @@ impl Runtime {
         session: &SessionId,
         on_progress: crate::ProgressSink<'_>,
         cancel: CancellationToken,
-    ) -> f64 {
-        self.step(
-            "judge",
-            judge,
-            round,
-            mode,
-            ensemble::judge_messages(question, answer),
-            session,
-            on_progress,
-            cancel,
-            None,
-        )
-        .await
-        .ok()
-        .and_then(|r| ensemble::parse_score(&r.content))
-        .unwrap_or(0.0)
+    ) -> Option<f64> {
+        for _ in 0..2 {
+            let score = self
+                .step(
+                    "judge",
+                    judge,
+                    round,
+                    mode,
+                    ensemble::judge_messages(question, answer),
+                    session,
+                    on_progress,
+                    cancel.clone(),
+                    None,
+                )
+                .await
+                .ok()
+                .and_then(|r| ensemble::parse_score(&r.content));
+            if score.is_some() || cancel.is_cancelled() {
+                return score;
+            }
+        }
+        None
     }
 
     fn judge_model(&self, chain: &[String]) -> String {
@@ -559,46 +566,57 @@ impl Runtime {
         } else {
             ensemble::vote(&ballots)
         };
-        let (winner, strategy, detail) = match voted {
-            Some(v) => (
-                v.winner,
+        let only = (answers.len() == 1).then(|| {
+            (
+                0,
                 o.merge,
-                format!(
-                    "{:.1} of {:.1} votes agree ({})",
-                    v.support,
-                    v.total,
-                    v.agreeing.join(", ")
-                ),
-            ),
-            None => {
-                let judge = self.judge_model(chain);
-                let mut scores = Vec::new();
-                for a in &answers {
-                    scores.push(
-                        self.judge(
-                            &judge,
-                            &question,
-                            &a.content,
-                            0,
-                            Mode::FanOut,
-                            session,
-                            on_progress,
-                            cancel.clone(),
-                        )
-                        .await,
-                    );
-                }
-                let best = ensemble::best_version(&scores).unwrap_or(0);
-                let why = if o.merge == MergeStrategy::Judge {
-                    format!("{judge} scored it {:.1}", scores[best])
-                } else {
+                "the only model that answered in time".to_owned(),
+            )
+        });
+        let (winner, strategy, detail) = match (only, voted) {
+            (Some(only), _) => only,
+            (None, voted) => match voted {
+                Some(v) => (
+                    v.winner,
+                    o.merge,
                     format!(
-                        "answers too long to vote; {judge} scored it {:.1}",
-                        scores[best]
-                    )
-                };
-                (best, MergeStrategy::Judge, why)
-            }
+                        "{:.1} of {:.1} votes agree ({})",
+                        v.support,
+                        v.total,
+                        v.agreeing.join(", ")
+                    ),
+                ),
+                None => {
+                    let judge = self.judge_model(chain);
+                    let mut scores = Vec::new();
+                    for a in &answers {
+                        scores.push(
+                            self.judge(
+                                &judge,
+                                &question,
+                                &a.content,
+                                0,
+                                Mode::FanOut,
+                                session,
+                                on_progress,
+                                cancel.clone(),
+                            )
+                            .await
+                            .unwrap_or(0.0),
+                        );
+                    }
+                    let best = ensemble::best_version(&scores).unwrap_or(0);
+                    let why = if o.merge == MergeStrategy::Judge {
+                        format!("{judge} scored it {:.1}", scores[best])
+                    } else {
+                        format!(
+                            "answers too long to vote; {judge} scored it {:.1}",
+                            scores[best]
+                        )
+                    };
+                    (best, MergeStrategy::Judge, why)
+                }
+            },
         };
         let mut response = answers.swap_remove(winner);
         on_progress(OrchestrationEvent::Merged {
@@ -653,7 +671,9 @@ impl Runtime {
             )
             .await?;
         let mut cost = draft.cost_usd.unwrap_or(0.0);
-        let mut scores = vec![
+        // What the judge said (None: no usable score), and the same as numbers for the stop
+        // rule, where no score counts as 0.
+        let mut judged = vec![
             self.judge(
                 &judge,
                 &question,
@@ -666,6 +686,7 @@ impl Runtime {
             )
             .await,
         ];
+        let mut scores: Vec<f64> = judged.iter().map(|s| s.unwrap_or(0.0)).collect();
         let mut versions = vec![draft];
         let mut round = 0;
         let stop = loop {
@@ -717,8 +738,8 @@ impl Runtime {
                 _ => break baton_core::RefineStop::NoImprovement,
             };
             cost += revised.cost_usd.unwrap_or(0.0);
-            scores.push(
-                self.judge(
+            let score = self
+                .judge(
                     &judge,
                     &question,
                     &revised.content,
@@ -728,14 +749,15 @@ impl Runtime {
                     on_progress,
                     cancel.clone(),
                 )
-                .await,
-            );
+                .await;
+            judged.push(score);
+            scores.push(score.unwrap_or(0.0));
             versions.push(revised);
         };
         let kept = ensemble::best_version(&scores).unwrap_or(0);
         on_progress(OrchestrationEvent::RefineDone {
             rounds: round,
-            scores: scores.clone(),
+            scores: judged,
             stop,
             kept,
         });

@@ -354,6 +354,7 @@ async fn critique_and_refine_runs_rounds_and_stops_when_scores_stall() {
     let reply = |s: &str| Behaviour::Stream(words(&[s]));
     peer.push([
         reply("Draft."),
+        reply("I like it"),
         reply("Score: 4"),
         reply("- too short"),
         reply("Better answer."),
@@ -391,7 +392,15 @@ async fn critique_and_refine_runs_rounds_and_stops_when_scores_stall() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(done, (2, vec![4.0, 7.0, 6.0], RefineStop::NoImprovement, 1));
+    assert_eq!(
+        done,
+        (
+            2,
+            vec![Some(4.0), Some(7.0), Some(6.0)],
+            RefineStop::NoImprovement,
+            1
+        )
+    );
     let steps: Vec<String> = seen
         .progress
         .lock()
@@ -407,15 +416,17 @@ async fn critique_and_refine_runs_rounds_and_stops_when_scores_stall() {
         [
             "answer0",
             "judge0",
+            "judge0",
             "critique1",
             "revise1",
             "judge1",
             "critique2",
             "revise2",
             "judge2"
-        ]
+        ],
+        "a judge reply without a score is asked again"
     );
     let stats = rt.store().stats().await.unwrap();
     let refine = stats.modes.iter().find(|m| m.key == "refine").unwrap();
-    assert_eq!(refine.runs, 8);
+    assert_eq!(refine.runs, 9);
 }

@@ -146,7 +146,8 @@ async fn ask(
     };
     let steps = Mutex::new(Vec::new());
     let on_progress = |event: OrchestrationEvent| {
-        if stream {
+        // A fallback also arrives as a notice on the answer's stream: print it once.
+        if stream && !matches!(event, OrchestrationEvent::Fallback { .. }) {
             eprintln!("\x1b[2m{}\x1b[0m", event.summary());
         }
         steps.lock().expect("steps lock").push(event);
@@ -188,7 +189,7 @@ fn stats_line(outcome: &TurnOutcome) -> String {
         ));
     }
     if let Some(cost) = r.cost_usd.filter(|c| *c > 0.0) {
-        parts.push(format!("${cost:.5}"));
+        parts.push(format!("${cost:.6}"));
     }
     if r.finish_reason == baton_core::FinishReason::Cancelled {
         parts.push("stopped".into());

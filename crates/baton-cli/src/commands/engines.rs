@@ -156,12 +156,12 @@ pub async fn stats(runtime: &Runtime, json: bool) -> anyhow::Result<()> {
     let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
     for (title, rows) in [("model", &stats.models), ("mode", &stats.modes)] {
         println!(
-            "{:<32} {:>6} {:>8} {:>8} {:>8} {:>8} {:>10} {:>6}",
-            title, "runs", "ok", "p50 ms", "p95 ms", "tok/s", "cost $", "👍/👎"
+            "{:<32} {:>6} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
+            title, "runs", "ok", "p50 ms", "p95 ms", "tok/s", "cost $", "up/down"
         );
         for s in rows.iter() {
             println!(
-                "{:<32} {:>6} {:>7.0}% {:>8} {:>8} {:>8} {:>10.4} {:>6}",
+                "{:<32} {:>6} {:>7.0}% {:>8} {:>8} {:>8} {:>10.4} {:>9}",
                 s.key,
                 s.runs,
                 s.success_rate * 100.0,
