@@ -27,6 +27,10 @@ APT_PACKAGES=(
   python3-gi gir1.2-gtk-3.0
   # API keys of remote engines (keyring crate, Secret Service) and its test's keyring daemon.
   libdbus-1-dev gnome-keyring
+  # Voice: audio I/O (cpal/rodio over ALSA -> PulseAudio), speech for tests and the
+  # espeak-ng voice and phonemiser, audio file conversion, and the virtual audio devices
+  # the audio tests start (a null sink and a pipe source in a private PulseAudio).
+  libasound2-dev libasound2-plugins alsa-utils pulseaudio pulseaudio-utils espeak-ng sox libsox-fmt-all
 )
 
 # Python packages for model tooling, installed into a private virtual environment.

@@ -12,7 +12,7 @@ use baton_core::{
     BoundingBox, ElementDetector, ElementKind, Image, OcrResult, UiElement, VisionError,
 };
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// Class order of the model's score channels.
 pub const ONNX_CLASSES: [ElementKind; 7] = [
@@ -211,57 +211,13 @@ impl Letterbox {
     }
 }
 
-static ORT_ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
-
-/// Finds `libonnxruntime.so`: `$ORT_DYLIB_PATH`, then the `onnxruntime` wheel inside the
-/// project venv (`$BATON_VENV`, default `~/.cache/baton-venv`).
+/// Finds `libonnxruntime.so` (see [`baton_onnx::find_library`]).
 pub fn find_onnxruntime() -> Result<PathBuf, VisionError> {
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-        let p = PathBuf::from(p);
-        if p.is_file() {
-            return Ok(p);
-        }
-        return Err(VisionError::Model(format!(
-            "ORT_DYLIB_PATH points to {}, which does not exist",
-            p.display()
-        )));
-    }
-    let venv = std::env::var_os("BATON_VENV")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/baton-venv")));
-    if let Some(venv) = venv {
-        if let Ok(libs) = std::fs::read_dir(venv.join("lib")) {
-            for py in libs.flatten() {
-                let capi = py.path().join("site-packages/onnxruntime/capi");
-                if let Ok(files) = std::fs::read_dir(&capi) {
-                    for f in files.flatten() {
-                        let name = f.file_name().to_string_lossy().into_owned();
-                        if name.starts_with("libonnxruntime.so") {
-                            return Ok(f.path());
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Err(VisionError::Model(
-        "ONNX Runtime not found: run scripts/setup.sh (it installs `onnxruntime==1.31.0` into the venv) or set ORT_DYLIB_PATH to libonnxruntime.so".into(),
-    ))
+    baton_onnx::find_library().map_err(VisionError::Model)
 }
 
 fn init_ort() -> Result<ort::environment::Environment, VisionError> {
-    ORT_ENV
-        .get_or_init(|| {
-            let path = find_onnxruntime().map_err(|e| e.to_string())?;
-            let builder = ort::init_from(&path)
-                .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?;
-            builder
-                .with_name("baton-vision")
-                .build()
-                .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
-        })
-        .clone()
-        .map_err(VisionError::Model)
+    baton_onnx::environment().map_err(VisionError::Model)
 }
 
 /// A YOLO-style element detector loaded from an ONNX file.

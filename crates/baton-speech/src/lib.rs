@@ -1,0 +1,2 @@
+//! Baton audio input (work in progress).
+#![warn(missing_docs)]

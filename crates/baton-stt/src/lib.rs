@@ -1,0 +1,2 @@
+//! Baton speech recognition client (work in progress).
+#![warn(missing_docs)]

@@ -1,0 +1,2 @@
+//! Baton text to speech (work in progress).
+#![warn(missing_docs)]
