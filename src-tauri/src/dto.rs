@@ -594,6 +594,7 @@ impl From<RuntimeError> for AppError {
             RuntimeError::Engine(EngineError::InvalidRequest(_)) => "invalid",
             RuntimeError::Engine(_) => "engine",
             RuntimeError::Model(_) => "model",
+            RuntimeError::Speech(_) => "speech",
         };
         Self::new(kind, e.to_string())
     }

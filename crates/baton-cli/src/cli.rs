@@ -50,6 +50,21 @@ pub enum Command {
     Ocr(crate::commands::vision::OcrArgs),
     /// Find UI elements (buttons, fields, checkboxes, links…) in an image or on screen
     Elements(crate::commands::vision::ElementsArgs),
+    /// Transcribe an audio file (WAV, MP3, FLAC, OGG at any rate) with whisper.cpp
+    Transcribe {
+        /// The audio file
+        file: std::path::PathBuf,
+        /// Speech model [default: voice.stt_model]
+        #[arg(long, short)]
+        model: Option<String>,
+        /// Spoken language (ISO 639-1) or `auto` [default: voice.language]
+        #[arg(long, short)]
+        language: Option<String>,
+    },
+    /// Listen to the microphone and print what is said (partial text while speaking)
+    Listen(crate::commands::voice::ListenArgs),
+    /// Speak text aloud (Piper voice, espeak-ng as fallback), or write it to a WAV file
+    Speak(crate::commands::voice::SpeakArgs),
     /// Manage remote OpenAI-compatible engines: add, list, remove, test
     #[command(subcommand)]
     Engines(crate::commands::engines::EnginesCommand),
@@ -196,6 +211,8 @@ pub enum BenchCommand {
     },
     /// Local LLM speed: prompt and decode tok/s, first-token time, worker vs direct ratio
     Llm(crate::commands::bench_llm::BenchLlmArgs),
+    /// Speech recognition: real-time factor and end-of-speech-to-text latency, worker vs direct
+    Stt(crate::commands::bench_stt::BenchSttArgs),
     /// OCR and element detection time on a 1920x1080 screenshot, against the tesseract CLI
     Ocr(crate::commands::vision::BenchOcrArgs),
 }

@@ -53,6 +53,12 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
             runtime.close().await;
             result
         }
+        Command::Bench(cli::BenchCommand::Stt(args)) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::bench_stt::run(&runtime, args, json).await;
+            runtime.close().await;
+            result
+        }
         Command::Bench(cmd) => commands::bench::run(cmd, json).await,
         Command::Ocr(args) => commands::vision::ocr(args, json),
         Command::Elements(args) => commands::vision::elements(args, json),
@@ -77,6 +83,28 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
         Command::Engines(cmd) => {
             let runtime = Runtime::open(paths).await?;
             let result = commands::engines::run(cmd, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
+        Command::Transcribe {
+            file,
+            model,
+            language,
+        } => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::voice::transcribe(&runtime, file, model, language, json).await;
+            runtime.close().await;
+            result
+        }
+        Command::Listen(args) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::voice::listen(&runtime, args, json).await;
+            runtime.close().await;
+            result
+        }
+        Command::Speak(args) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::voice::speak(&runtime, args).await;
             runtime.close().await;
             result
         }

@@ -62,7 +62,7 @@ pub trait Recognizer: Send + Sync {
         &self,
         audio: AudioBuffer,
         options: TranscribeOptions,
-        on_partial: &(dyn Fn(&str) + Send + Sync),
+        on_partial: &(dyn for<'s> Fn(&'s str) + Send + Sync),
     ) -> Result<Transcript, SpeechError>;
 }
 

@@ -80,6 +80,18 @@ idle_timeout_secs = 30
 # Retries of a remote request that failed before its first token (0 to 10).
 max_retries = 3
 
+[voice]
+# Speech recognition model (a name from `baton models list`; `baton models fetch whisper-base`).
+stt_model = "whisper-base"
+# Spoken language as an ISO 639-1 code (en, de, fr, …), or "auto" to detect it.
+language = "auto"
+# CPU threads for speech recognition (1 to 64).
+threads = 2
+# Voice activity model for the microphone (`baton models fetch silero-vad`).
+vad_model = "silero-vad"
+# Voice for reading answers aloud (`baton models fetch piper-joe-us`); espeak-ng when missing.
+tts_voice = "piper-joe-us"
+
 [secrets]
 # Where API keys of remote engines are kept: "keyring" (the OS keyring) or "file" (an
 # encrypted file in the data directory; passphrase from BATON_SECRETS_PASSPHRASE).
@@ -106,6 +118,8 @@ pub struct Config {
     pub orchestration: OrchestrationConfig,
     /// Timeouts, retries and circuit breakers.
     pub reliability: ReliabilityConfig,
+    /// Speech recognition and synthesis.
+    pub voice: VoiceConfig,
     /// Where API keys are kept.
     pub secrets: SecretsConfig,
     /// Log file settings.
@@ -239,6 +253,42 @@ impl ReliabilityConfig {
             open_ms: self.breaker_open_secs * 1000,
             probes_to_close: 1,
         }
+    }
+}
+
+/// Speech recognition and synthesis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoiceConfig {
+    /// Speech recognition model.
+    pub stt_model: String,
+    /// Spoken language, or `auto`.
+    pub language: String,
+    /// CPU threads for speech recognition.
+    pub threads: u32,
+    /// Voice activity model.
+    pub vad_model: String,
+    /// Voice for reading aloud.
+    pub tts_voice: String,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        Self {
+            stt_model: "whisper-base".into(),
+            language: "auto".into(),
+            threads: 2,
+            vad_model: "silero-vad".into(),
+            tts_voice: "piper-joe-us".into(),
+        }
+    }
+}
+
+impl VoiceConfig {
+    /// The language to ask for: `None` detects it.
+    pub fn language(&self) -> Option<String> {
+        let l = self.language.trim();
+        (!l.is_empty() && l != "auto").then(|| l.to_owned())
     }
 }
 
@@ -480,6 +530,19 @@ impl Config {
                     "share of {} must be between 0 and 1, not {}",
                     c.candidate, c.share
                 ),
+            ));
+        }
+        if !(1..=64).contains(&self.voice.threads) {
+            return Err(invalid(
+                "voice.threads",
+                format!("must be between 1 and 64, not {}", self.voice.threads),
+            ));
+        }
+        let lang = self.voice.language.as_str();
+        if lang != "auto" && !(lang.len() == 2 && lang.chars().all(|c| c.is_ascii_lowercase())) {
+            return Err(invalid(
+                "voice.language",
+                format!("must be `auto` or a two-letter ISO 639-1 code such as en, not `{lang}`"),
             ));
         }
         if !["keyring", "file"].contains(&self.secrets.store.as_str()) {

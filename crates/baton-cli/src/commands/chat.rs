@@ -25,6 +25,13 @@ pub struct ChatArgs {
     /// parallel, merged) or refine (critique-and-refine rounds)
     #[arg(long, default_value = "single", value_parser = parse_mode)]
     pub mode: Mode,
+    /// Talk instead of typing: each thing you say is sent, and the answer is read aloud
+    /// sentence by sentence as it is generated (Ctrl-C while listening leaves)
+    #[arg(long, conflicts_with = "question")]
+    pub voice: bool,
+    /// With --voice: stop after this many spoken questions [default: until Ctrl-C]
+    #[arg(long, requires = "voice", default_value_t = 0)]
+    pub turns: usize,
     /// Continue this session (id or a unique part of it) instead of starting a new one
     #[arg(long, short)]
     pub session: Option<String>,
@@ -46,6 +53,9 @@ pub async fn run(args: ChatArgs, runtime: &Runtime, json: bool) -> anyhow::Resul
         Some(id) => Some(runtime.store().find_session(id).await?),
         None => None,
     };
+    if args.voice {
+        return voice_chat(runtime, session, args.model, args.mode, args.turns).await;
+    }
     if question.trim().is_empty() {
         if json {
             anyhow::bail!("--json needs a question: `baton chat --json \"question\"`");
@@ -63,6 +73,7 @@ pub async fn run(args: ChatArgs, runtime: &Runtime, json: bool) -> anyhow::Resul
         args.model.clone(),
         args.mode,
         !json,
+        None,
     )
     .await?;
     if json {
@@ -113,6 +124,7 @@ async fn ask(
     model: Option<String>,
     mode: Mode,
     stream: bool,
+    speak: Option<std::sync::mpsc::Sender<Option<String>>>,
 ) -> anyhow::Result<(TurnOutcome, Vec<OrchestrationEvent>)> {
     let cancel = CancellationToken::new();
     let watcher = {
@@ -123,7 +135,11 @@ async fn ask(
             }
         })
     };
+    let speak = speak.map(Mutex::new);
     let on_event = move |event: ChatEvent| {
+        if let (Some(tx), ChatEvent::Token { text }) = (&speak, &event) {
+            let _ = tx.lock().expect("speaker lock").send(Some(text.clone()));
+        }
         if !stream {
             return;
         }
@@ -306,7 +322,7 @@ async fn repl(
                 s
             }
         };
-        match ask(runtime, &current.id, text, model.clone(), mode, true).await {
+        match ask(runtime, &current.id, text, model.clone(), mode, true, None).await {
             Ok(_) => {}
             // The REPL survives every engine failure: say what happened and carry on.
             Err(e) => match e.downcast_ref::<RuntimeError>() {
@@ -319,6 +335,110 @@ async fn repl(
         let _ = std::fs::create_dir_all(parent);
     }
     let _ = editor.save_history(&history);
+    Ok(())
+}
+
+/// Reads an answer aloud as it streams: tokens in, sentences synthesised and played in
+/// order on a thread of their own; `None` ends the answer (the rest is spoken, then the
+/// thread ends). Speech starts with the first complete sentence.
+fn speaker(
+    voice: baton_tts::Voice,
+) -> anyhow::Result<(
+    std::sync::mpsc::Sender<Option<String>>,
+    std::thread::JoinHandle<()>,
+)> {
+    let player = baton_tts::Player::new()?;
+    let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
+    let handle = std::thread::spawn(move || {
+        let mut splitter = baton_tts::SentenceSplitter::new();
+        let say = |sentence: &str| match voice.synthesize(sentence) {
+            Ok(audio) => {
+                if let Err(e) = player.play(audio) {
+                    eprintln!("\x1b[2m[cannot play the answer: {e}]\x1b[0m");
+                }
+            }
+            Err(e) => eprintln!("\x1b[2m[cannot read the answer aloud: {e}]\x1b[0m"),
+        };
+        while let Ok(Some(token)) = rx.recv() {
+            for sentence in splitter.push(&token) {
+                say(&sentence);
+            }
+        }
+        if let Some(rest) = splitter.finish() {
+            say(&rest);
+        }
+        player.wait_until_done();
+    });
+    Ok((tx, handle))
+}
+
+/// `baton chat --voice`: listen, send what was said, read the answer aloud; repeat.
+async fn voice_chat(
+    runtime: &Runtime,
+    session: Option<Session>,
+    model: Option<String>,
+    mode: Mode,
+    turns: usize,
+) -> anyhow::Result<()> {
+    let choice = runtime.voice().await?;
+    eprintln!("\x1b[2m{}\x1b[0m", choice.notice);
+    let mut session = session;
+    for _turn in (0..).take_while(|t| turns == 0 || *t < turns) {
+        let cancel = CancellationToken::new();
+        let watcher = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    cancel.cancel();
+                }
+            })
+        };
+        eprintln!("\x1b[2mSpeak now (Ctrl-C leaves)…\x1b[0m");
+        let on_voice = |e: baton_runtime::VoiceEvent| {
+            if let baton_runtime::VoiceEvent::Partial(text) = e {
+                eprint!("\r\x1b[2K\x1b[2m… {text}\x1b[0m");
+            }
+        };
+        let options = baton_runtime::ListenOptions {
+            utterances: 1,
+            partials: true,
+            ..Default::default()
+        };
+        let heard = runtime.listen(options, &on_voice, cancel).await;
+        watcher.abort();
+        let Some(said) = heard?.into_iter().next() else {
+            eprintln!();
+            return Ok(());
+        };
+        eprintln!("\r\x1b[2K› {}", said.text);
+        let current = match &session {
+            Some(s) => s.clone(),
+            None => {
+                let s = runtime.new_session(&title_from(&said.text)).await?;
+                session = Some(s.clone());
+                s
+            }
+        };
+        let (tx, handle) = speaker(choice.voice.clone())?;
+        let result = ask(
+            runtime,
+            &current.id,
+            &said.text,
+            model.clone(),
+            mode,
+            true,
+            Some(tx.clone()),
+        )
+        .await;
+        let _ = tx.send(None);
+        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        if let Err(e) = result {
+            match e.downcast_ref::<RuntimeError>() {
+                Some(RuntimeError::Store(_)) | None => return Err(e),
+                Some(_) => eprintln!("\nerror: {e}"),
+            }
+        }
+    }
     Ok(())
 }
 

@@ -94,18 +94,24 @@ pub async fn run(cmd: ModelsCommand, runtime: &Runtime, json: bool) -> anyhow::R
                 "NAME", "ARCH", "PARAMS", "QUANT", "CONTEXT", "SIZE"
             );
             for m in models {
-                let template = match (&m.chat_template_override, m.has_chat_template) {
-                    (Some(t), _) => t.clone(),
-                    (None, true) => "built in".into(),
-                    (None, false) => "none".into(),
+                let template = match (&m.chat_template_override, m.has_chat_template, m.format) {
+                    (_, _, baton_core::ModelFormat::WhisperGgml) => {
+                        "speech to text (whisper.cpp)".into()
+                    }
+                    (_, _, baton_core::ModelFormat::Onnx) => {
+                        format!("{} (ONNX)", m.tasks.first().map_or("onnx", |t| t.as_str()))
+                    }
+                    (Some(t), _, _) => t.clone(),
+                    (None, true, _) => "built in".into(),
+                    (None, false, _) => "none".into(),
                 };
                 let mark = if &m.name == default { " (default)" } else { "" };
                 println!(
                     "{:<24} {:<8} {:>7} {:<7} {:>8} {:>9}  {template}{mark}",
                     m.name,
-                    m.architecture.as_deref().unwrap_or("?"),
+                    m.architecture.as_deref().unwrap_or("-"),
                     m.parameters.map(human_count).unwrap_or_default(),
-                    m.quantization.as_deref().unwrap_or("?"),
+                    m.quantization.as_deref().unwrap_or("-"),
                     m.context_length.map(|c| c.to_string()).unwrap_or_default(),
                     human_bytes(m.file_size),
                 );

@@ -1,0 +1,270 @@
+//! Playback through a private PulseAudio with a virtual speaker (`module-null-sink`):
+//! speech played with `Player` is recorded from the speaker's monitor, and `stop()` cuts it.
+//!
+//! The player runs in a child process (this test binary re-run with an env marker) so that
+//! `PULSE_SERVER` and friends apply before ALSA and cpal initialise.
+
+use baton_tts::{EspeakVoice, Player, TtsError};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHILD: &str = "BATON_TTS_PLAYBACK_CHILD";
+const RATE: usize = 16_000;
+
+/// Child side: plays, reports what it did on stdout.
+fn child(mode: &str) {
+    match mode {
+        "no-device" => match Player::new() {
+            Err(e @ TtsError::NoDevice(_)) => println!("NO_DEVICE {e}"),
+            Err(e) => println!("OTHER_ERROR {e}"),
+            Ok(_) => println!("OPENED"),
+        },
+        "play" => {
+            let voice = EspeakVoice::new("en-us");
+            let short = voice.synthesize("Hello, this is Baton.").unwrap();
+            let long = voice
+                .synthesize(
+                    "This is a much longer sentence that would keep talking for several seconds, \
+                     long enough to show that stopping it really cuts the sound at once.",
+                )
+                .unwrap();
+            assert!(long.duration_secs() > 4.0, "{}", long.duration_secs());
+            let player = Player::new().unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            // Phase 1: a short utterance, played to its end.
+            println!("SHORT {:.3}", short.duration_secs());
+            player.play(short).unwrap();
+            assert!(player.is_playing());
+            assert!(player.wait_timeout(Duration::from_secs(10)));
+            assert!(!player.is_playing());
+            std::thread::sleep(Duration::from_millis(1000));
+            // Phase 2: a long utterance plus a queued one, stopped after one second.
+            player.play(long.clone()).unwrap();
+            player.play(long).unwrap();
+            std::thread::sleep(Duration::from_millis(1000));
+            let t = Instant::now();
+            player.stop().unwrap();
+            assert!(!player.is_playing());
+            println!("STOPPED_IN_MS {}", t.elapsed().as_millis());
+            std::thread::sleep(Duration::from_millis(1500));
+            println!("DONE");
+        }
+        other => panic!("unknown child mode {other}"),
+    }
+}
+
+struct Pulse {
+    env: Vec<(String, PathBuf)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Pulse {
+    fn start() -> Option<Pulse> {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let pulse = Pulse {
+            env: vec![
+                ("HOME".into(), dir.path().to_path_buf()),
+                ("XDG_RUNTIME_DIR".into(), run.clone()),
+                ("XDG_CONFIG_HOME".into(), dir.path().join("config")),
+                (
+                    "PULSE_SERVER".into(),
+                    PathBuf::from(format!("unix:{}", run.join("pulse/native").display())),
+                ),
+            ],
+            _dir: dir,
+        };
+        let started = pulse
+            .cmd("pulseaudio")
+            .args([
+                "-D",
+                "--exit-idle-time=-1",
+                "--disallow-exit",
+                "-n",
+                "--load=module-native-protocol-unix",
+                "--load=module-null-sink sink_name=vspk",
+            ])
+            .stderr(Stdio::null())
+            .status();
+        match started {
+            Ok(s) if s.success() => {}
+            Ok(s) => panic!("pulseaudio failed to start: {s}"),
+            Err(e) => {
+                eprintln!("skipped: pulseaudio is not installed ({e}); install pulseaudio and pulseaudio-utils");
+                return None;
+            }
+        }
+        let ok = pulse
+            .cmd("pactl")
+            .args(["set-default-sink", "vspk"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "pactl set-default-sink failed");
+        Some(pulse)
+    }
+
+    fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn record(&self) -> Child {
+        self.cmd("parec")
+            .args([
+                "-d",
+                "vspk.monitor",
+                "--format=s16le",
+                "--rate=16000",
+                "--channels=1",
+                "--raw",
+                "--latency-msec=20",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("parec (pulseaudio-utils) is needed for this test")
+    }
+}
+
+impl Drop for Pulse {
+    fn drop(&mut self) {
+        let _ = self.cmd("pulseaudio").arg("-k").status();
+    }
+}
+
+fn run_child(pulse: &Pulse, mode: &str, extra_env: &[(&str, &Path)]) -> (Vec<String>, bool) {
+    let exe = std::env::current_exe().unwrap();
+    let mut c = pulse.cmd(exe);
+    c.args([
+        "--exact",
+        "player_plays_through_pulseaudio_and_stop_cuts_it",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD, mode)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    for (k, v) in extra_env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    (lines, out.status.success())
+}
+
+/// Start and end (seconds) of the sounding stretches of `rec`: 20 ms windows above the
+/// threshold, merged across pauses shorter than 400 ms.
+fn segments(rec: &[i16]) -> Vec<(f64, f64)> {
+    let win = RATE / 50;
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for (n, w) in rec.chunks(win).enumerate() {
+        let rms = (w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+        if rms > 200.0 {
+            let (s, e) = (n as f64 * 0.02, (n + 1) as f64 * 0.02);
+            match out.last_mut() {
+                Some(last) if s - last.1 < 0.4 => last.1 = e,
+                _ => out.push((s, e)),
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn player_plays_through_pulseaudio_and_stop_cuts_it() {
+    if let Ok(mode) = std::env::var(CHILD) {
+        child(&mode);
+        return;
+    }
+    let Some(pulse) = Pulse::start() else { return };
+
+    // No device: an ALSA configuration without any device gives an error, not a panic.
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let (lines, ok) = run_child(&pulse, "no-device", &[("ALSA_CONFIG_PATH", empty.path())]);
+    assert!(ok, "the no-device child crashed: {lines:?}");
+    let line = lines
+        .iter()
+        .find(|l| l.contains("NO_DEVICE"))
+        .unwrap_or_else(|| {
+            panic!("expected a NoDevice error, got {lines:?}");
+        });
+    assert!(line.contains("no audio output device"), "{line}");
+
+    // Playback, recorded from the virtual speaker's monitor.
+    let mut parec = pulse.record();
+    let mut stdout = parec.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let exe = std::env::current_exe().unwrap();
+    let mut player = pulse
+        .cmd(exe)
+        .args([
+            "--exact",
+            "player_plays_through_pulseaudio_and_stop_cuts_it",
+            "--nocapture",
+        ])
+        .env(CHILD, "play")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(player.stdout.take().unwrap()).lines() {
+        lines.push(line.unwrap());
+    }
+    let status = player.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = parec.kill();
+    let _ = parec.wait();
+    let bytes = reader.join().unwrap();
+    assert!(status.success(), "the player child failed: {lines:?}");
+    assert!(lines.iter().any(|l| l.contains("DONE")), "{lines:?}");
+    let short: f64 = lines
+        .iter()
+        .find_map(|l| l.split_once("SHORT ").map(|(_, v)| v.trim()))
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let rec: Vec<i16> = bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let segs = segments(&rec);
+    eprintln!(
+        "recorded {:.2} s; sounding stretches {segs:?}; short utterance {short:.2} s; {lines:?}",
+        rec.len() as f64 / RATE as f64
+    );
+    assert_eq!(
+        segs.len(),
+        2,
+        "expected the short utterance and the cut one: {segs:?}"
+    );
+    let first = segs[0].1 - segs[0].0;
+    assert!(
+        first > 0.8 && first <= short + 0.3,
+        "the short utterance sounded {first:.2} s, expected about {short:.2} s"
+    );
+    // Stopped one second after it began: it must fall silent within ~200 ms of that
+    // (the 20 ms analysis windows and the recording latency add a little).
+    let second = segs[1].1 - segs[1].0;
+    assert!(
+        (0.6..=1.3).contains(&second),
+        "the stopped utterance sounded {second:.2} s, expected about 1 s (stop at 1 s)"
+    );
+}
