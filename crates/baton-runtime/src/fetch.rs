@@ -60,6 +60,17 @@ pub struct ManifestModel {
     pub assets: Vec<ManifestAsset>,
 }
 
+impl ManifestModel {
+    /// Where it comes from, for the registry: `PyPI package version, …`.
+    pub fn source_label(&self) -> String {
+        self.sources
+            .iter()
+            .map(|s| format!("PyPI {} {}", s.package, s.version))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 fn default_format() -> String {
     "gguf".into()
 }
@@ -548,14 +559,7 @@ impl Runtime {
             chat_template_override: None,
             file_size: i64::try_from(model.size).unwrap_or(i64::MAX),
             sha256: model.sha256.clone(),
-            source: Some(
-                model
-                    .sources
-                    .iter()
-                    .map(|s| format!("PyPI {} {}", s.package, s.version))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
+            source: Some(model.source_label()),
             license: Some(model.licence.clone()),
             enabled: true,
             added_at: now,
@@ -705,14 +709,7 @@ impl Runtime {
         let options = AddModel {
             name: Some(model.name.clone()),
             chat_template: (!model.chat_template).then(|| "chatml".to_owned()),
-            source: Some(
-                model
-                    .sources
-                    .iter()
-                    .map(|s| format!("PyPI {} {}", s.package, s.version))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
+            source: Some(model.source_label()),
             license: Some(model.licence.clone()),
         };
         let record = self.add_model(&target, options).await?;
