@@ -239,6 +239,72 @@ impl Pulse {
     }
 }
 
+impl Pulse {
+    /// Runs `command` (a `baton` with this server's environment) while `audio` plays into
+    /// the virtual microphone, and returns its output.
+    fn run_with_microphone(&self, mut command: Command, audio: Vec<u8>) -> Output {
+        self.apply(&mut command);
+        let child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let feeding = {
+            let done = done.clone();
+            self.feed(audio, move || {
+                done.load(std::sync::atomic::Ordering::SeqCst)
+            })
+        };
+        let out = child.wait_with_output().unwrap();
+        // The feeder may block on a full pipe once nobody records: it ends with the server.
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        drop(feeding);
+        out
+    }
+
+    /// Records what the virtual speaker plays into `raw` (16 kHz s16le) until stopped.
+    fn record_speaker(&self, raw: &Path) -> Child {
+        self.cmd("parec")
+            .args([
+                "-d",
+                "vspk.monitor",
+                "--format=s16le",
+                "--rate=16000",
+                "--channels=1",
+            ])
+            .stdout(std::fs::File::create(raw).unwrap())
+            .spawn()
+            .unwrap()
+    }
+}
+
+/// Stops a recording from [`Pulse::record_speaker`] and turns it into a WAV file.
+fn finish_recording(mut parec: Child, raw: &Path, wav: &Path) {
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = parec.kill();
+    let _ = parec.wait();
+    let ok = Command::new("sox")
+        .args([
+            "-t",
+            "raw",
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+        ])
+        .arg(raw)
+        .arg(wav)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "sox could not convert {}", raw.display());
+}
+
 impl Drop for Pulse {
     fn drop(&mut self) {
         let _ = self.cmd("pulseaudio").arg("-k").status();
@@ -264,28 +330,9 @@ fn listen_hears_spoken_sentences_and_speak_round_trips() {
     }
     let mut listen = env.command();
     listen.args(["listen", "-n", "3", "--language", "en", "--json"]);
-    pulse.apply(&mut listen);
-    let child: Child = listen
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let feeding = {
-        let done = done.clone();
-        pulse.feed(audio, move || {
-            done.load(std::sync::atomic::Ordering::SeqCst)
-        })
-    };
-    let out = child.wait_with_output().unwrap();
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    feeding.join().unwrap();
+    let out = pulse.run_with_microphone(listen, audio);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "baton listen (pid {pid}) failed: {stderr}"
-    );
+    assert!(out.status.success(), "baton listen failed: {stderr}");
     let heard: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -322,18 +369,7 @@ fn listen_hears_spoken_sentences_and_speak_round_trips() {
 
     // Round trip: speak into the speaker, record its monitor, transcribe the recording.
     let recording = work.path().join("spoken.raw");
-    let mut parec = pulse
-        .cmd("parec")
-        .args([
-            "-d",
-            "vspk.monitor",
-            "--format=s16le",
-            "--rate=16000",
-            "--channels=1",
-        ])
-        .stdout(std::fs::File::create(&recording).unwrap())
-        .spawn()
-        .unwrap();
+    let parec = pulse.record_speaker(&recording);
     std::thread::sleep(Duration::from_millis(300));
     let said = "Local speech keeps your conversations private.";
     let mut speak = env.command();
@@ -345,29 +381,8 @@ fn listen_hears_spoken_sentences_and_speak_round_trips() {
         "baton speak: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = parec.kill();
-    let _ = parec.wait();
     let wav = work.path().join("spoken.wav");
-    let ok = Command::new("sox")
-        .args([
-            "-t",
-            "raw",
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
-        ])
-        .arg(&recording)
-        .arg(&wav)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    finish_recording(parec, &recording, &wav);
     let text = env.ok(&["transcribe", wav.to_str().unwrap(), "--language", "en"]);
     println!("round trip: {said:?} -> {:?}", text.trim());
     assert!(
@@ -392,39 +407,12 @@ fn voice_chat_hears_the_question_and_reads_the_answer_aloud() {
     let mut audio = silence(4.0);
     audio.extend(speech("What is the capital of France?", work.path()));
     let recording = work.path().join("answer.raw");
-    let mut parec = pulse
-        .cmd("parec")
-        .args([
-            "-d",
-            "vspk.monitor",
-            "--format=s16le",
-            "--rate=16000",
-            "--channels=1",
-        ])
-        .stdout(std::fs::File::create(&recording).unwrap())
-        .spawn()
-        .unwrap();
+    let parec = pulse.record_speaker(&recording);
     let mut chat = env.command();
     chat.args(["chat", "--voice", "--turns", "1"]);
-    pulse.apply(&mut chat);
-    let child = chat
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let feeding = {
-        let done = done.clone();
-        pulse.feed(audio, move || {
-            done.load(std::sync::atomic::Ordering::SeqCst)
-        })
-    };
-    let out = child.wait_with_output().unwrap();
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    drop(feeding);
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = parec.kill();
-    let _ = parec.wait();
+    let out = pulse.run_with_microphone(chat, audio);
+    let wav = work.path().join("answer.wav");
+    finish_recording(parec, &recording, &wav);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let answer = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "baton chat --voice: {stderr}");
@@ -433,26 +421,6 @@ fn voice_chat_hears_the_question_and_reads_the_answer_aloud() {
         "the question was heard: {stderr}"
     );
     assert!(answer.contains("Paris"), "the model answered: {answer}");
-    let wav = work.path().join("answer.wav");
-    let ok = Command::new("sox")
-        .args([
-            "-t",
-            "raw",
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
-        ])
-        .arg(&recording)
-        .arg(&wav)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
     let spoken = env.ok(&["transcribe", wav.to_str().unwrap(), "--language", "en"]);
     println!(
         "answer {:?}; heard aloud {:?}",

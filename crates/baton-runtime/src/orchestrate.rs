@@ -566,57 +566,52 @@ impl Runtime {
         } else {
             ensemble::vote(&ballots)
         };
-        let only = (answers.len() == 1).then(|| {
+        let (winner, strategy, detail) = if answers.len() == 1 {
             (
                 0,
                 o.merge,
                 "the only model that answered in time".to_owned(),
             )
-        });
-        let (winner, strategy, detail) = match (only, voted) {
-            (Some(only), _) => only,
-            (None, voted) => match voted {
-                Some(v) => (
-                    v.winner,
-                    o.merge,
-                    format!(
-                        "{:.1} of {:.1} votes agree ({})",
-                        v.support,
-                        v.total,
-                        v.agreeing.join(", ")
-                    ),
+        } else if let Some(v) = voted {
+            (
+                v.winner,
+                o.merge,
+                format!(
+                    "{:.1} of {:.1} votes agree ({})",
+                    v.support,
+                    v.total,
+                    v.agreeing.join(", ")
                 ),
-                None => {
-                    let judge = self.judge_model(chain);
-                    let mut scores = Vec::new();
-                    for a in &answers {
-                        scores.push(
-                            self.judge(
-                                &judge,
-                                &question,
-                                &a.content,
-                                0,
-                                Mode::FanOut,
-                                session,
-                                on_progress,
-                                cancel.clone(),
-                            )
-                            .await
-                            .unwrap_or(0.0),
-                        );
-                    }
-                    let best = ensemble::best_version(&scores).unwrap_or(0);
-                    let why = if o.merge == MergeStrategy::Judge {
-                        format!("{judge} scored it {:.1}", scores[best])
-                    } else {
-                        format!(
-                            "answers too long to vote; {judge} scored it {:.1}",
-                            scores[best]
-                        )
-                    };
-                    (best, MergeStrategy::Judge, why)
-                }
-            },
+            )
+        } else {
+            let judge = self.judge_model(chain);
+            let mut scores = Vec::new();
+            for a in &answers {
+                scores.push(
+                    self.judge(
+                        &judge,
+                        &question,
+                        &a.content,
+                        0,
+                        Mode::FanOut,
+                        session,
+                        on_progress,
+                        cancel.clone(),
+                    )
+                    .await
+                    .unwrap_or(0.0),
+                );
+            }
+            let best = ensemble::best_version(&scores).unwrap_or(0);
+            let why = if o.merge == MergeStrategy::Judge {
+                format!("{judge} scored it {:.1}", scores[best])
+            } else {
+                format!(
+                    "no two answers agree; {judge} scored it {:.1}",
+                    scores[best]
+                )
+            };
+            (best, MergeStrategy::Judge, why)
         };
         let mut response = answers.swap_remove(winner);
         on_progress(OrchestrationEvent::Merged {

@@ -341,6 +341,25 @@ impl Utterance<'_> {
         self.samples as f64 / f64::from(SAMPLE_RATE)
     }
 
+    /// Sends `request` and waits for the event `pick` accepts; any failure goes through
+    /// [`Utterance::fail`].
+    async fn request<T>(
+        &mut self,
+        request: SttRequest,
+        pick: impl FnMut(SttEvent) -> Option<Result<T, SpeechError>>,
+    ) -> Result<T, SpeechError> {
+        let timeout = self.timeout;
+        let worker = self.worker();
+        let result = match worker.send(&request).await {
+            Ok(()) => worker.wait(timeout, pick).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(value) => Ok(value),
+            Err(e) => Err(self.fail(e).await),
+        }
+    }
+
     /// The text of the utterance so far.
     pub async fn partial(&mut self, language: Option<String>) -> Result<String, SpeechError> {
         let id = self.id.clone();
@@ -348,26 +367,15 @@ impl Utterance<'_> {
             id: id.clone(),
             language,
         };
-        let timeout = self.timeout;
-        let result = async {
-            let worker = self.worker();
-            worker.send(&request).await?;
-            worker
-                .wait(timeout, |e| match e {
-                    SttEvent::Partial { id: got, text, .. } if got == id => Some(Ok(text)),
-                    SttEvent::Error {
-                        id: Some(got),
-                        message,
-                    } if got == id => Some(Err(SpeechError::Failed(message))),
-                    _ => None,
-                })
-                .await
-        }
-        .await;
-        match result {
-            Ok(text) => Ok(text),
-            Err(e) => Err(self.fail(e).await),
-        }
+        self.request(request, |e| match e {
+            SttEvent::Partial { id: got, text, .. } if got == id => Some(Ok(text)),
+            SttEvent::Error {
+                id: Some(got),
+                message,
+            } if got == id => Some(Err(SpeechError::Failed(message))),
+            _ => None,
+        })
+        .await
     }
 
     /// The final transcript.
@@ -377,36 +385,25 @@ impl Utterance<'_> {
             id: id.clone(),
             language,
         };
-        let timeout = self.timeout;
-        let result = async {
-            let worker = self.worker();
-            worker.send(&request).await?;
-            worker
-                .wait(timeout, |e| match e {
-                    SttEvent::Done {
-                        id: got,
-                        text,
-                        language,
-                        segments,
-                        ..
-                    } if got == id => Some(Ok(Transcript {
-                        text,
-                        language,
-                        segments: segments.into_iter().map(segment).collect(),
-                    })),
-                    SttEvent::Error {
-                        id: Some(got),
-                        message,
-                    } if got == id => Some(Err(SpeechError::InvalidAudio(message))),
-                    _ => None,
-                })
-                .await
-        }
-        .await;
-        match result {
-            Ok(t) => Ok(t),
-            Err(e) => Err(self.fail(e).await),
-        }
+        self.request(request, |e| match e {
+            SttEvent::Done {
+                id: got,
+                text,
+                language,
+                segments,
+                ..
+            } if got == id => Some(Ok(Transcript {
+                text,
+                language,
+                segments: segments.into_iter().map(segment).collect(),
+            })),
+            SttEvent::Error {
+                id: Some(got),
+                message,
+            } if got == id => Some(Err(SpeechError::InvalidAudio(message))),
+            _ => None,
+        })
+        .await
     }
 }
 
