@@ -405,7 +405,7 @@ fn voice_chat_hears_the_question_and_reads_the_answer_aloud() {
     let work = tempfile::tempdir().unwrap();
     // The voice and the models load before the microphone opens: speak after that.
     let mut audio = silence(4.0);
-    audio.extend(speech("What is the capital of France?", work.path()));
+    audio.extend(speech("Which city is the capital of France?", work.path()));
     let recording = work.path().join("answer.raw");
     let parec = pulse.record_speaker(&recording);
     let mut chat = env.command();
@@ -417,7 +417,7 @@ fn voice_chat_hears_the_question_and_reads_the_answer_aloud() {
     let answer = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "baton chat --voice: {stderr}");
     assert!(
-        stderr.contains("› What is the capital of France?"),
+        stderr.contains("› Which city is the capital of France?"),
         "the question was heard: {stderr}"
     );
     assert!(answer.contains("Paris"), "the model answered: {answer}");

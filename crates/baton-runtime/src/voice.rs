@@ -249,12 +249,13 @@ impl Runtime {
         on_event: &(dyn Fn(VoiceEvent) + Send + Sync),
         results: &mut Vec<Transcript>,
     ) -> Result<(), RuntimeError> {
-        let Some((mut utterance, pushed)) = current.take() else {
+        let Some((mut utterance, _)) = current.take() else {
             return Ok(());
         };
-        if all.len() > pushed {
-            utterance.push(&all[pushed..]).await?;
-        }
+        // The segmenter's final utterance is not always the audio streamed for partials
+        // with more appended (its pre- and post-roll are settled at the end): the final
+        // text is decoded from exactly the final utterance.
+        utterance.replace(&all).await?;
         let transcript = utterance.finish(language.clone()).await?;
         if !transcript.text.trim().is_empty() {
             on_event(VoiceEvent::Final(transcript.clone()));

@@ -336,6 +336,18 @@ impl Utterance<'_> {
         Ok(())
     }
 
+    /// Replaces the audio pushed so far with `samples` (the worker forgets the old audio).
+    pub async fn replace(&mut self, samples: &[f32]) -> Result<(), SpeechError> {
+        let cancel = SttRequest::Cancel {
+            id: self.id.clone(),
+        };
+        if let Err(e) = self.worker().send(&cancel).await {
+            return Err(self.fail(e).await);
+        }
+        self.samples = 0;
+        self.push(samples).await
+    }
+
     /// Seconds of audio pushed so far.
     pub fn seconds(&self) -> f64 {
         self.samples as f64 / f64::from(SAMPLE_RATE)
