@@ -48,6 +48,10 @@ fn main() {
         "list_captures",
         "get_capture",
         "delete_capture",
+        "start_listening",
+        "stop_listening",
+        "read_aloud",
+        "stop_reading",
     ];
     // Every app command gets an `allow-…` permission; the window's capability grants them
     // through the `allow-app-commands` set (permissions/app.toml) and nothing else.

@@ -1,6 +1,6 @@
 //! Tauri commands: each translates a UI call into one runtime call and its result back.
-//! Answers stream through a Tauri [`Channel`]; a per-session cancellation token lets the
-//! window stop a generation.
+//! Answers stream through a Tauri [`Channel`] (and are read aloud as they stream when
+//! auto-speak is on); a per-session cancellation token lets the window stop a generation.
 
 use crate::dto::{
     AnswerMode, AppError, AppStatus, DataPaths, EngineInfo, FetchProgressInfo, FetchableModel,
@@ -11,7 +11,7 @@ use crate::state::AppState;
 use baton_core::{ChatEvent, OrchestrationEvent, SessionId};
 use baton_runtime::{AddModel, AnswerOptions, ChatTurn};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
@@ -107,19 +107,40 @@ pub async fn search_messages(state: State<'_, AppState>, query: String) -> Res<V
 /// Forwards engine events to the window, coalescing tokens: a small model generates
 /// thousands of tokens a second, more IPC messages than a web view should render. Tokens
 /// are sent at most every [`STREAM_INTERVAL`] (and whatever is left when the turn ends).
+/// With auto-speak on, the answer is also read aloud as it streams.
 struct Stream<'a> {
     channel: &'a Channel<StreamEvent>,
     pending: Mutex<(String, Instant)>,
+    reader: Option<Arc<baton_tts::Reader>>,
 }
 
 /// How often buffered tokens are sent to the window.
 const STREAM_INTERVAL: Duration = Duration::from_millis(25);
 
 impl<'a> Stream<'a> {
-    fn new(channel: &'a Channel<StreamEvent>) -> Self {
+    /// A stream to `channel`; reads the answer aloud when the preferences say so (a voice
+    /// that cannot start is logged, and the answer still streams).
+    async fn open(app: &AppHandle, state: &AppState, channel: &'a Channel<StreamEvent>) -> Self {
+        let speak = state
+            .preferences()
+            .await
+            .map(|p| p.voice.auto_speak)
+            .unwrap_or(false);
+        let reader = if speak {
+            match crate::voice::start_reading(app, None).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "the answer will not be read aloud");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Self {
             channel,
             pending: Mutex::new((String::new(), Instant::now())),
+            reader,
         }
     }
 
@@ -130,6 +151,11 @@ impl<'a> Stream<'a> {
     }
 
     fn on_event(&self, event: ChatEvent) {
+        match (&self.reader, &event) {
+            (Some(reader), ChatEvent::Token { text }) => reader.push(text),
+            (Some(reader), ChatEvent::Restart { .. }) => reader.restart(),
+            _ => {}
+        }
         let mut pending = self.pending.lock().expect("stream lock");
         match event {
             ChatEvent::Token { text } => {
@@ -161,6 +187,14 @@ impl<'a> Stream<'a> {
             self.post(StreamEvent::Token { text });
         }
     }
+
+    /// The turn ended: the rest of the text is sent, and read aloud to its end.
+    fn close(&self) {
+        self.flush();
+        if let Some(reader) = &self.reader {
+            reader.finish();
+        }
+    }
 }
 
 /// Sends a message and streams the answer and the orchestration's steps through
@@ -168,6 +202,7 @@ impl<'a> Stream<'a> {
 #[tauri::command]
 #[specta::specta]
 pub async fn send_message(
+    app: AppHandle,
     state: State<'_, AppState>,
     session_id: String,
     text: String,
@@ -186,7 +221,7 @@ pub async fn send_message(
         model,
         mode: mode.into(),
     };
-    let stream = Stream::new(&on_event);
+    let stream = Stream::open(&app, &state, &on_event).await;
     let result = rt
         .send_with(
             turn,
@@ -196,7 +231,7 @@ pub async fn send_message(
             cancel,
         )
         .await;
-    stream.flush();
+    stream.close();
     state.finish(&session_id);
     Ok(result?.into())
 }
@@ -206,6 +241,7 @@ pub async fn send_message(
 #[tauri::command]
 #[specta::specta]
 pub async fn regenerate(
+    app: AppHandle,
     state: State<'_, AppState>,
     session_id: String,
     model: Option<String>,
@@ -215,7 +251,7 @@ pub async fn regenerate(
     let rt = state.runtime()?;
     let cancel = state.begin(&session_id)?;
     let session = SessionId(session_id.clone());
-    let stream = Stream::new(&on_event);
+    let stream = Stream::open(&app, &state, &on_event).await;
     let options = AnswerOptions {
         model,
         mode: mode.into(),
@@ -229,7 +265,7 @@ pub async fn regenerate(
             cancel,
         )
         .await;
-    stream.flush();
+    stream.close();
     state.finish(&session_id);
     Ok(result?.into())
 }

@@ -526,6 +526,8 @@ pub struct Shortcuts {
     pub new_chat: String,
     /// Captures the screen to read a region.
     pub ocr_region: String,
+    /// Listens while held (push to talk).
+    pub push_to_talk: String,
 }
 
 impl Default for Shortcuts {
@@ -534,6 +536,7 @@ impl Default for Shortcuts {
             show_window: "CommandOrControl+Shift+Space".into(),
             new_chat: "CommandOrControl+Shift+N".into(),
             ocr_region: "CommandOrControl+Shift+O".into(),
+            push_to_talk: "CommandOrControl+Shift+M".into(),
         }
     }
 }
@@ -550,6 +553,83 @@ pub struct Preferences {
     pub mode: AnswerMode,
     /// Global shortcuts.
     pub shortcuts: Shortcuts,
+    /// Voice input and reading aloud.
+    pub voice: VoicePreferences,
+}
+
+/// What happens to the text heard by voice input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub enum AfterSpeech {
+    /// It is sent as a message.
+    #[default]
+    Send,
+    /// It is put into the composer to be edited and sent by hand.
+    Insert,
+}
+
+/// Voice preferences.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase", default)]
+pub struct VoicePreferences {
+    /// What happens to the text heard.
+    pub after_speech: AfterSpeech,
+    /// Whether answers are read aloud as they stream.
+    pub auto_speak: bool,
+}
+
+/// Voice input as it happens, for the composer: sent to the window as an event, whoever
+/// started it (the mic button, the push-to-talk shortcut, the tray).
+#[derive(Debug, Clone, Serialize, Deserialize, Type, tauri_specta::Event)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum VoiceInput {
+    /// Listening starts (the microphone opens, the speech model loads).
+    Starting {
+        /// Whether it listens while a key is held (push to talk), or until the end of
+        /// the first utterance.
+        hold: bool,
+    },
+    /// The microphone is open.
+    Listening {
+        /// Its name.
+        device: String,
+    },
+    /// The input level (0..1), about every 50 ms.
+    Level {
+        /// RMS level.
+        level: f32,
+    },
+    /// Speech began.
+    SpeechStarted,
+    /// The utterance's text so far.
+    Partial {
+        /// The text.
+        text: String,
+    },
+    /// An utterance's final text.
+    Final {
+        /// The text.
+        text: String,
+    },
+    /// Listening ended (stopped, released, or after the utterance).
+    Ended {
+        /// Why it failed, when it did.
+        error: Option<AppError>,
+    },
+}
+
+/// Reading aloud started or ended: sent to the window as an event.
+#[derive(Debug, Clone, Serialize, Deserialize, Type, tauri_specta::Event)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadAloud {
+    /// The message being read (`None`: an answer read as it streams).
+    pub message_id: Option<f64>,
+    /// Whether it is being read now.
+    pub playing: bool,
+    /// The voice used, when it started.
+    pub voice: Option<String>,
+    /// A problem met while reading (a sentence that could not be spoken).
+    pub error: Option<String>,
 }
 
 /// Preferences as saved, with what applying them found.
@@ -594,6 +674,8 @@ impl From<RuntimeError> for AppError {
             RuntimeError::Engine(EngineError::InvalidRequest(_)) => "invalid",
             RuntimeError::Engine(_) => "engine",
             RuntimeError::Model(_) => "model",
+            RuntimeError::Speech(baton_core::SpeechError::Model(_)) => "speechModel",
+            RuntimeError::Speech(baton_core::SpeechError::NoDevice(_)) => "noDevice",
             RuntimeError::Speech(_) => "speech",
         };
         Self::new(kind, e.to_string())
@@ -652,6 +734,9 @@ pub enum AppAction {
         /// Its store id.
         id: f64,
     },
+    /// Listen to the microphone until the end of the utterance (the tray's "Push to talk",
+    /// `--action push-to-talk`).
+    Listen,
     /// "OCR a region" failed; the message says why and what to do.
     CaptureFailed {
         /// The message.

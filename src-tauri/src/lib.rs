@@ -4,7 +4,7 @@
 //! stream through Tauri channels. The types the UI sees ([`dto`]) generate
 //! `ui/src/bindings.ts` through `tauri-specta`, and a test fails when that file is stale.
 //! The [`shell`] adds the tray menu, global shortcuts, single instance, close to tray and
-//! remembered window geometry. No business logic lives here.
+//! remembered window geometry; [`voice`] listens for the composer and reads aloud. No business logic lives here.
 #![warn(missing_docs)]
 
 pub mod capture;
@@ -12,6 +12,7 @@ pub mod commands;
 pub mod dto;
 pub mod shell;
 pub mod state;
+pub mod voice;
 
 use clap::Parser;
 use shell::Action;
@@ -73,8 +74,16 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             capture::list_captures,
             capture::get_capture,
             capture::delete_capture,
+            voice::start_listening,
+            voice::stop_listening,
+            voice::read_aloud,
+            voice::stop_reading,
         ])
-        .events(tauri_specta::collect_events![dto::AppAction])
+        .events(tauri_specta::collect_events![
+            dto::AppAction,
+            dto::VoiceInput,
+            dto::ReadAloud
+        ])
 }
 
 /// The TypeScript bindings for the UI, as `ui/src/bindings.ts` must contain them.
@@ -148,6 +157,8 @@ pub fn run(args: Args) {
         if let tauri::RunEvent::Exit = event {
             let state = app.state::<AppState>();
             state.cancel_all();
+            state.voice().stop_listening();
+            state.voice().stop_reading();
             if let Ok(rt) = state.runtime() {
                 tauri::async_runtime::block_on(rt.close());
             }

@@ -29,6 +29,9 @@ pub enum Action {
     Search,
     /// Capture the screen and read a region of it (OCR).
     OcrRegion,
+    /// Listen to the microphone until the end of what is said, for the composer (again:
+    /// stop listening).
+    PushToTalk,
     /// Quit Baton.
     Quit,
 }
@@ -77,12 +80,18 @@ pub fn perform(app: &AppHandle, action: Action) {
             deliver(app, AppAction::AskClipboard { text });
         }
         Action::OcrRegion => crate::capture::begin(app),
+        Action::PushToTalk => {
+            if !app.state::<AppState>().voice().stop_listening() {
+                deliver(app, AppAction::Listen);
+            }
+        }
         Action::Quit => app.exit(0),
     }
 }
 
-/// Builds the tray icon and its menu. Linux trays send no click events, so every action is
-/// a menu item. Items appear as their capabilities land (OCR and push-to-talk later).
+/// Builds the tray icon and its menu. Linux trays send no click events (and menus have no
+/// key hold), so every action is a menu item, and "Push to talk" listens until the end of
+/// what is said.
 pub fn build_tray(app: &AppHandle) -> tauri::Result<()> {
     let items = [
         MenuItem::with_id(app, "new-chat", "New chat", true, None::<&str>)?,
@@ -94,6 +103,7 @@ pub fn build_tray(app: &AppHandle) -> tauri::Result<()> {
             None::<&str>,
         )?,
         MenuItem::with_id(app, "ocr-region", "OCR a screen region", true, None::<&str>)?,
+        MenuItem::with_id(app, "push-to-talk", "Push to talk", true, None::<&str>)?,
     ];
     let toggle = MenuItem::with_id(app, "toggle", "Show/Hide Baton", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit Baton", true, None::<&str>)?;
@@ -102,7 +112,7 @@ pub fn build_tray(app: &AppHandle) -> tauri::Result<()> {
     let menu = Menu::with_items(
         app,
         &[
-            &items[0], &items[1], &items[2], &sep1, &toggle, &sep2, &quit,
+            &items[0], &items[1], &items[2], &items[3], &sep1, &toggle, &sep2, &quit,
         ],
     )?;
     let icon = tauri::image::Image::from_bytes(include_bytes!("../../icons/tray.png"))?;
@@ -116,6 +126,7 @@ pub fn build_tray(app: &AppHandle) -> tauri::Result<()> {
                 "new-chat" => Action::NewChat,
                 "ask-clipboard" => Action::AskClipboard,
                 "ocr-region" => Action::OcrRegion,
+                "push-to-talk" => Action::PushToTalk,
                 "toggle" => Action::Toggle,
                 "quit" => Action::Quit,
                 _ => return,
@@ -148,6 +159,16 @@ pub fn apply_shortcuts(app: &AppHandle, shortcuts: &Shortcuts) {
         });
         if let Err(e) = result {
             errors.push(format!("{label} ({accel}): {e}"));
+        }
+    }
+    // Push to talk listens while the keys are held.
+    let accel = &shortcuts.push_to_talk;
+    if !accel.trim().is_empty() {
+        let result = gs.on_shortcut(accel.as_str(), |app, _shortcut, event| {
+            crate::voice::push_to_talk(app, event.state == ShortcutState::Pressed);
+        });
+        if let Err(e) = result {
+            errors.push(format!("Push to talk ({accel}): {e}"));
         }
     }
     app.state::<AppState>().set_shortcut_errors(errors);

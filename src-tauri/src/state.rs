@@ -1,5 +1,6 @@
 //! What the shell keeps between calls: the runtime (or why it failed to open), running
-//! generations' cancellation tokens, quick actions waiting for the window, shortcut errors.
+//! generations' cancellation tokens, quick actions waiting for the window, shortcut errors,
+//! voice input and reading aloud.
 
 use crate::dto::{AppAction, AppError, Preferences};
 use baton_core::CancellationToken;
@@ -25,6 +26,7 @@ pub struct AppState {
     started: Instant,
     interactive: AtomicBool,
     pending_shot: Mutex<Option<crate::capture::PendingShot>>,
+    voice: crate::voice::VoiceState,
 }
 
 impl AppState {
@@ -40,6 +42,7 @@ impl AppState {
             started: Instant::now(),
             interactive: AtomicBool::new(false),
             pending_shot: Mutex::default(),
+            voice: crate::voice::VoiceState::default(),
         }
     }
 
@@ -56,6 +59,11 @@ impl AppState {
     /// The screenshot waiting for a region selection, if any.
     pub fn pending_shot(&self) -> std::sync::MutexGuard<'_, Option<crate::capture::PendingShot>> {
         self.pending_shot.lock().expect("pending shot lock")
+    }
+
+    /// Listening and reading aloud.
+    pub fn voice(&self) -> &crate::voice::VoiceState {
+        &self.voice
     }
 
     /// Where files live.

@@ -321,6 +321,42 @@ async deleteCapture(id: number) : Promise<Result<null, AppError>> {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };
 }
+},
+/**
+ * Listens to the microphone for the composer: `hold` until `stop_listening`, else until
+ * the end of the first utterance. Progress arrives as `VoiceInput` events.
+ */
+async startListening(hold: boolean) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("start_listening", { hold }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Stops listening; the utterance in progress is still transcribed. False when none ran.
+ */
+async stopListening() : Promise<boolean> {
+    return await TAURI_INVOKE("stop_listening");
+},
+/**
+ * Reads `text` aloud (a message's "Read aloud"), cutting whatever was being read.
+ * Progress arrives as `ReadAloud` events.
+ */
+async readAloud(text: string, messageId: number | null) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("read_aloud", { text, messageId }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Stops reading aloud; false when nothing was being read.
+ */
+async stopReading() : Promise<boolean> {
+    return await TAURI_INVOKE("stop_reading");
 }
 }
 
@@ -328,9 +364,13 @@ async deleteCapture(id: number) : Promise<Result<null, AppError>> {
 
 
 export const events = __makeEvents__<{
-appAction: AppAction
+appAction: AppAction,
+readAloud: ReadAloud,
+voiceInput: VoiceInput
 }>({
-appAction: "app-action"
+appAction: "app-action",
+readAloud: "read-aloud",
+voiceInput: "voice-input"
 })
 
 /** user-defined constants **/
@@ -339,6 +379,18 @@ appAction: "app-action"
 
 /** user-defined types **/
 
+/**
+ * What happens to the text heard by voice input.
+ */
+export type AfterSpeech = 
+/**
+ * It is sent as a message.
+ */
+"send" | 
+/**
+ * It is put into the composer to be edited and sent by hand.
+ */
+"insert"
 /**
  * How answers are produced.
  */
@@ -375,6 +427,11 @@ export type AppAction =
  * Show a capture that was just read.
  */
 { kind: "showCapture"; id: number } | 
+/**
+ * Listen to the microphone until the end of the utterance (the tray's "Push to talk",
+ * `--action push-to-talk`).
+ */
+{ kind: "listen" } | 
 /**
  * "OCR a region" failed; the message says why and what to do.
  */
@@ -786,7 +843,11 @@ mode: AnswerMode;
 /**
  * Global shortcuts.
  */
-shortcuts: Shortcuts }
+shortcuts: Shortcuts; 
+/**
+ * Voice input and reading aloud.
+ */
+voice: VoicePreferences }
 /**
  * Preferences as saved, with what applying them found.
  */
@@ -799,6 +860,26 @@ preferences: Preferences;
  * Shortcuts that could not be registered, with the reason.
  */
 shortcutErrors: string[] }
+/**
+ * Reading aloud started or ended: sent to the window as an event.
+ */
+export type ReadAloud = { 
+/**
+ * The message being read (`None`: an answer read as it streams).
+ */
+messageId: number | null; 
+/**
+ * Whether it is being read now.
+ */
+playing: boolean; 
+/**
+ * The voice used, when it started.
+ */
+voice: string | null; 
+/**
+ * A problem met while reading (a sentence that could not be spoken).
+ */
+error: string | null }
 /**
  * A full-text search match.
  */
@@ -871,7 +952,11 @@ newChat: string;
 /**
  * Captures the screen to read a region.
  */
-ocrRegion: string }
+ocrRegion: string; 
+/**
+ * Listens while held (push to talk).
+ */
+pushToTalk: string }
 /**
  * Everything the statistics view shows.
  */
@@ -1052,6 +1137,51 @@ thumbsUp: number;
  * Thumbs down.
  */
 thumbsDown: number }
+/**
+ * Voice input as it happens, for the composer: sent to the window as an event, whoever
+ * started it (the mic button, the push-to-talk shortcut, the tray).
+ */
+export type VoiceInput = 
+/**
+ * Listening starts (the microphone opens, the speech model loads).
+ */
+{ kind: "starting"; hold: boolean } | 
+/**
+ * The microphone is open.
+ */
+{ kind: "listening"; device: string } | 
+/**
+ * The input level (0..1), about every 50 ms.
+ */
+{ kind: "level"; level: number } | 
+/**
+ * Speech began.
+ */
+{ kind: "speechStarted" } | 
+/**
+ * The utterance's text so far.
+ */
+{ kind: "partial"; text: string } | 
+/**
+ * An utterance's final text.
+ */
+{ kind: "final"; text: string } | 
+/**
+ * Listening ended (stopped, released, or after the utterance).
+ */
+{ kind: "ended"; error: AppError | null }
+/**
+ * Voice preferences.
+ */
+export type VoicePreferences = { 
+/**
+ * What happens to the text heard.
+ */
+afterSpeech: AfterSpeech; 
+/**
+ * Whether answers are read aloud as they stream.
+ */
+autoSpeak: boolean }
 /**
  * A word OCR read.
  */

@@ -4,6 +4,7 @@
 use crate::{Runtime, RuntimeError};
 use baton_core::{ModelFormat, SpeechError, Transcript};
 use baton_stt::{SttConfig, SttEngine};
+use std::collections::VecDeque;
 use std::path::Path;
 
 impl Runtime {
@@ -87,6 +88,9 @@ pub struct ListenOptions {
     pub partials: bool,
 }
 
+/// How long an utterance in progress may go on after listening was stopped.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(800);
+
 /// Messages from the microphone thread.
 enum Heard {
     Open(String),
@@ -125,6 +129,15 @@ impl Runtime {
             .language
             .clone()
             .or_else(|| self.config.voice.language());
+        // The worker loads its model while the microphone opens.
+        let warming = {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.warm().await {
+                    tracing::debug!(error = %e, "the speech worker did not start early");
+                }
+            })
+        };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Heard>();
         let stop = cancel.clone();
         let device = options.device.clone();
@@ -139,9 +152,18 @@ impl Runtime {
             let _ = tx.send(Heard::Open(device.unwrap_or_else(|| "default".into())));
             use baton_speech::{ListenEvent, SegmentEvent};
             let mut in_speech = false;
+            // When listening is stopped mid-utterance (push-to-talk released), the last
+            // word gets a moment to end in silence before the utterance is cut.
+            let mut cut_at: Option<std::time::Instant> = None;
             loop {
-                if stop.is_cancelled() && !in_speech {
-                    return;
+                if stop.is_cancelled() {
+                    if !in_speech {
+                        return;
+                    }
+                    let cut = *cut_at.get_or_insert_with(|| std::time::Instant::now() + STOP_GRACE);
+                    if std::time::Instant::now() >= cut {
+                        listener.end_utterance();
+                    }
                 }
                 let event = match listener.next_event(std::time::Duration::from_millis(100)) {
                     Ok(e) => e,
@@ -174,8 +196,17 @@ impl Runtime {
         });
         let mut results = Vec::new();
         let mut current: Option<(baton_stt::Utterance<'_>, usize)> = None;
+        // What arrived while a decode ran (levels are passed on at once).
+        let mut backlog = VecDeque::new();
         let outcome: Result<(), RuntimeError> = async {
-            while let Some(heard) = rx.recv().await {
+            loop {
+                let heard = match backlog.pop_front() {
+                    Some(h) => h,
+                    None => match rx.recv().await {
+                        Some(h) => h,
+                        None => break,
+                    },
+                };
                 match heard {
                     Heard::Open(name) => on_event(VoiceEvent::Listening(name)),
                     Heard::Level(level) => on_event(VoiceEvent::Level(level)),
@@ -185,46 +216,41 @@ impl Runtime {
                         on_event(VoiceEvent::SpeechStarted);
                     }
                     Heard::Progress(mut snapshot) => {
-                        // Partial decoding takes time: skip to the newest snapshot.
-                        let mut ended = None;
-                        while let Ok(next) = rx.try_recv() {
-                            match next {
-                                Heard::Progress(s) => snapshot = s,
-                                Heard::Level(level) => on_event(VoiceEvent::Level(level)),
-                                other => {
-                                    ended = Some(other);
-                                    break;
-                                }
+                        // Partial decoding takes time: skip to the newest snapshot, and
+                        // none at all when the utterance has ended meanwhile.
+                        while let Ok(h) = rx.try_recv() {
+                            keep(h, &mut backlog, on_event);
+                        }
+                        while let Some(Heard::Progress(_)) = backlog.front() {
+                            if let Some(Heard::Progress(s)) = backlog.pop_front() {
+                                snapshot = s;
                             }
                         }
+                        let goes_on = backlog.is_empty();
                         if let Some((utterance, pushed)) = current.as_mut() {
                             if snapshot.len() > *pushed {
                                 utterance.push(&snapshot[*pushed..]).await?;
                                 *pushed = snapshot.len();
                             }
-                            if options.partials && ended.is_none() {
-                                let text = utterance.partial(language.clone()).await?;
+                            if options.partials && goes_on {
+                                let partial = utterance.partial(language.clone());
+                                let text = passing_levels(partial, &mut rx, &mut backlog, on_event)
+                                    .await?;
                                 if !text.is_empty() {
                                     on_event(VoiceEvent::Partial(text));
                                 }
                             }
                         }
-                        if let Some(Heard::Ended(all)) = ended {
-                            self.finish_utterance(
-                                &mut current,
-                                all,
-                                &language,
-                                on_event,
-                                &mut results,
-                            )
-                            .await?;
-                        } else if let Some(Heard::Failed(e)) = ended {
-                            return Err(e.into());
-                        }
                     }
                     Heard::Ended(all) => {
-                        self.finish_utterance(&mut current, all, &language, on_event, &mut results)
-                            .await?;
+                        let finish = self.finish_utterance(
+                            &mut current,
+                            all,
+                            &language,
+                            on_event,
+                            &mut results,
+                        );
+                        passing_levels(finish, &mut rx, &mut backlog, on_event).await?;
                     }
                 }
                 if options.utterances > 0 && results.len() >= options.utterances {
@@ -238,6 +264,7 @@ impl Runtime {
         cancel.cancel();
         drop(rx);
         let _ = mic.await;
+        let _ = warming.await;
         outcome.map(|()| results)
     }
 
@@ -262,6 +289,36 @@ impl Runtime {
             results.push(transcript);
         }
         Ok(())
+    }
+}
+
+/// Keeps a message for later, passing a level on at once.
+fn keep(
+    heard: Heard,
+    backlog: &mut VecDeque<Heard>,
+    on_event: &(dyn Fn(VoiceEvent) + Send + Sync),
+) {
+    match heard {
+        Heard::Level(level) => on_event(VoiceEvent::Level(level)),
+        other => backlog.push_back(other),
+    }
+}
+
+/// Awaits `work` (a decode) while passing levels on, so the meter keeps moving; other
+/// messages wait in `backlog`, in order.
+async fn passing_levels<T>(
+    work: impl std::future::Future<Output = T>,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Heard>,
+    backlog: &mut VecDeque<Heard>,
+    on_event: &(dyn Fn(VoiceEvent) + Send + Sync),
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            Some(heard) = rx.recv() => keep(heard, backlog, on_event),
+        }
     }
 }
 

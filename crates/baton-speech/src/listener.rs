@@ -215,6 +215,16 @@ impl Listener {
         Ok(())
     }
 
+    /// Ends the utterance in progress now, without waiting for silence (push-to-talk
+    /// released): its [`SegmentEvent::SpeechEnded`] is the next event (none when it held
+    /// too little speech). Listening goes on.
+    pub fn end_utterance(&mut self) {
+        let level = self.source.level();
+        for event in self.segmenter.finish() {
+            self.queue.push_back(ListenEvent::Segment { event, level });
+        }
+    }
+
     fn finish(&mut self) {
         let level = self.source.level();
         for event in self.segmenter.finish() {
@@ -260,5 +270,36 @@ mod tests {
         assert!((750..=1000).contains(&s), "{s}");
         assert!((2000..=2150).contains(&e), "{e}");
         assert!(levels >= 50, "{levels}");
+    }
+
+    #[test]
+    fn an_utterance_can_be_ended_before_the_silence() {
+        // 0.5 s silence, then 3 s of tone: a push-to-talk key released after 1.5 s.
+        let mut samples = vec![0.0f32; 8_000];
+        samples.extend((0..48_000).map(|i| (i as f32 * 0.1).sin() * 0.3));
+        let mut l = Listener::new(
+            Box::new(BufferSource::new(samples).with_chunk(700)),
+            Box::new(EnergyVad { threshold: 0.05 }),
+            Segmenter::default(),
+        );
+        let mut ended = Vec::new();
+        let mut cut = false;
+        while let Some(e) = l.next_event(Duration::from_millis(100)).unwrap() {
+            if !cut && l.segmenter().position_ms() >= 1_500 {
+                l.end_utterance();
+                cut = true;
+            }
+            if let ListenEvent::Segment {
+                event: SegmentEvent::SpeechEnded { end_ms, .. },
+                ..
+            } = e
+            {
+                ended.push(end_ms);
+            }
+        }
+        assert!(cut);
+        // The cut utterance ends where it was cut; the rest of the tone is a second one.
+        assert_eq!(ended.len(), 2, "{ended:?}");
+        assert!((1_400..=1_700).contains(&ended[0]), "{ended:?}");
     }
 }

@@ -98,7 +98,13 @@ pub fn run() -> anyhow::Result<()> {
                 let text = if samples.len() < SAMPLE_RATE as usize / 4 {
                     String::new()
                 } else {
-                    match decode(ctx.as_ref().expect("checked"), samples, language, threads) {
+                    match decode(
+                        ctx.as_ref().expect("checked"),
+                        samples,
+                        language,
+                        threads,
+                        true,
+                    ) {
                         Ok(t) => t.text,
                         Err(e) => {
                             error(Some(&id), e);
@@ -119,7 +125,13 @@ pub fn run() -> anyhow::Result<()> {
                     continue;
                 }
                 let started = Instant::now();
-                match decode(ctx.as_ref().expect("checked"), &samples, language, threads) {
+                match decode(
+                    ctx.as_ref().expect("checked"),
+                    &samples,
+                    language,
+                    threads,
+                    false,
+                ) {
                     Ok(t) => emit(&SttEvent::Done {
                         id,
                         text: t.text,
@@ -149,11 +161,16 @@ fn decode(
     samples: &[f32],
     language: Option<String>,
     threads: usize,
+    draft: bool,
 ) -> Result<transcribe::Transcript, String> {
     let language = match language {
         Some(l) => transcribe::parse_language(&l).map_err(|e| format!("{e:#}"))?,
         None => None,
     };
-    let options = transcribe::Options { language, threads };
+    let options = transcribe::Options {
+        language,
+        threads,
+        draft,
+    };
     transcribe::transcribe(ctx, samples, &options).map_err(|e| format!("{e:#}"))
 }

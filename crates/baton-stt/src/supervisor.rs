@@ -241,16 +241,28 @@ impl SttEngine {
         Ok(worker)
     }
 
-    /// Starts an utterance: the worker (started now if needed) is held until it finishes.
-    pub async fn begin(&self) -> Result<Utterance<'_>, SpeechError> {
+    /// Starts the worker and loads the model now, if that is not done yet, so the first
+    /// utterance does not wait for it.
+    pub async fn warm(&self) -> Result<(), SpeechError> {
         let mut guard = self.worker.lock().await;
-        let alive = match guard.as_mut() {
+        self.ensure_started(&mut guard).await
+    }
+
+    async fn ensure_started(&self, worker: &mut Option<Worker>) -> Result<(), SpeechError> {
+        let alive = match worker.as_mut() {
             Some(w) => w.child.try_wait().ok().flatten().is_none(),
             None => false,
         };
         if !alive {
-            *guard = Some(self.start().await?);
+            *worker = Some(self.start().await?);
         }
+        Ok(())
+    }
+
+    /// Starts an utterance: the worker (started now if needed) is held until it finishes.
+    pub async fn begin(&self) -> Result<Utterance<'_>, SpeechError> {
+        let mut guard = self.worker.lock().await;
+        self.ensure_started(&mut guard).await?;
         Ok(Utterance {
             id: format!("u{}", self.next_id.fetch_add(1, Ordering::Relaxed)),
             guard,
@@ -380,7 +392,10 @@ impl Utterance<'_> {
             language,
         };
         self.request(request, |e| match e {
-            SttEvent::Partial { id: got, text, .. } if got == id => Some(Ok(text)),
+            SttEvent::Partial { id: got, text, ms } if got == id => {
+                tracing::debug!(ms, chars = text.len(), "partial text decoded");
+                Some(Ok(text))
+            }
             SttEvent::Error {
                 id: Some(got),
                 message,
@@ -403,12 +418,16 @@ impl Utterance<'_> {
                 text,
                 language,
                 segments,
-                ..
-            } if got == id => Some(Ok(Transcript {
-                text,
-                language,
-                segments: segments.into_iter().map(segment).collect(),
-            })),
+                audio_ms,
+                ms,
+            } if got == id => {
+                tracing::debug!(ms, audio_ms, "final text decoded");
+                Some(Ok(Transcript {
+                    text,
+                    language,
+                    segments: segments.into_iter().map(segment).collect(),
+                }))
+            }
             SttEvent::Error {
                 id: Some(got),
                 message,

@@ -10,6 +10,7 @@
 //! - [`SentenceSplitter`]: streamed Markdown text to sentences, so speech can start
 //!   while an answer is still being generated.
 //! - [`Player`]: queued, interruptible playback (rodio); [`write_wav`].
+//! - [`Reader`]: streamed text read aloud sentence by sentence on a [`Player`], stoppable.
 #![warn(missing_docs)]
 
 mod error;
@@ -17,6 +18,7 @@ mod espeak;
 pub mod phonemize;
 mod piper;
 mod playback;
+mod reader;
 mod splitter;
 mod voice;
 
@@ -24,5 +26,6 @@ pub use error::TtsError;
 pub use espeak::{parse_streamed_wav, EspeakVoice};
 pub use piper::{config_path_for, normalize_peak, PiperConfig, PiperVoice};
 pub use playback::{write_wav, Player};
+pub use reader::Reader;
 pub use splitter::SentenceSplitter;
 pub use voice::{piper_files_present, Voice, VoiceChoice};

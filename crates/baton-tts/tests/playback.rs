@@ -1,14 +1,16 @@
 //! Playback through a private PulseAudio with a virtual speaker (`module-null-sink`):
-//! speech played with `Player` is recorded from the speaker's monitor, and `stop()` cuts it.
+//! speech played with `Player` is recorded from the speaker's monitor, and `stop()` cuts it;
+//! a `Reader` speaks streamed text before the stream ends and stops at once.
 //!
 //! The player runs in a child process (this test binary re-run with an env marker) so that
 //! `PULSE_SERVER` and friends apply before ALSA and cpal initialise.
 
-use baton_tts::{EspeakVoice, Player, TtsError};
+use baton_tts::{EspeakVoice, Player, Reader, TtsError, Voice};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const CHILD: &str = "BATON_TTS_PLAYBACK_CHILD";
@@ -50,6 +52,41 @@ fn child(mode: &str) {
             assert!(!player.is_playing());
             println!("STOPPED_IN_MS {}", t.elapsed().as_millis());
             std::thread::sleep(Duration::from_millis(1500));
+            println!("DONE");
+        }
+        "reader" => {
+            let player = Arc::new(Player::new().unwrap());
+            std::thread::sleep(Duration::from_millis(500));
+            let voice = Voice::Espeak(EspeakVoice::new("en-us"));
+            let reader = Reader::start(voice, player.clone(), |e| println!("ERROR {e}"));
+            // An answer streamed word by word over about three seconds.
+            let text = "The first sentence is short. The second one arrives later, while the \
+                        first is already being spoken. A third sentence follows it, and a \
+                        fourth one ends the answer.";
+            let started = Instant::now();
+            let mut first_audio = None;
+            for piece in text.split_inclusive(' ') {
+                reader.push(piece);
+                std::thread::sleep(Duration::from_millis(120));
+                if first_audio.is_none() && player.is_playing() {
+                    first_audio = Some(started.elapsed());
+                }
+            }
+            let streamed = started.elapsed();
+            reader.finish();
+            let first = first_audio.expect("speech started while the text streamed");
+            println!(
+                "FIRST_AUDIO_MS {} STREAMED_MS {}",
+                first.as_millis(),
+                streamed.as_millis()
+            );
+            std::thread::sleep(Duration::from_millis(800));
+            let t = Instant::now();
+            reader.stop();
+            reader.wait();
+            println!("STOPPED_IN_MS {}", t.elapsed().as_millis());
+            assert!(!player.is_playing());
+            std::thread::sleep(Duration::from_millis(1000));
             println!("DONE");
         }
         other => panic!("unknown child mode {other}"),
@@ -182,12 +219,106 @@ fn segments(rec: &[i16]) -> Vec<(f64, f64)> {
     out
 }
 
+/// One audio test at a time: a starved audio client loses samples.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs this test binary's `test` as a child in `mode` while the virtual speaker is
+/// recorded; returns its stdout lines, whether it succeeded, and the recording.
+fn play_and_record(pulse: &Pulse, test: &str, mode: &str) -> (Vec<String>, bool, Vec<i16>) {
+    let mut parec = pulse.record();
+    let mut stdout = parec.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let exe = std::env::current_exe().unwrap();
+    let mut player = pulse
+        .cmd(exe)
+        .args(["--exact", test, "--nocapture"])
+        .env(CHILD, mode)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(player.stdout.take().unwrap()).lines() {
+        lines.push(line.unwrap());
+    }
+    let status = player.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = parec.kill();
+    let _ = parec.wait();
+    let bytes = reader.join().unwrap();
+    let rec = bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    (lines, status.success(), rec)
+}
+
+fn number_after(lines: &[String], key: &str) -> f64 {
+    lines
+        .iter()
+        .find_map(|l| {
+            l.split_whitespace()
+                .skip_while(|w| *w != key)
+                .nth(1)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("no {key} in {lines:?}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn reader_speaks_while_text_streams_and_stops_at_once() {
+    if let Ok(mode) = std::env::var(CHILD) {
+        child(&mode);
+        return;
+    }
+    let _serial = one_at_a_time();
+    let Some(pulse) = Pulse::start() else { return };
+    let (lines, ok, rec) = play_and_record(
+        &pulse,
+        "reader_speaks_while_text_streams_and_stops_at_once",
+        "reader",
+    );
+    assert!(ok, "the reader child failed: {lines:?}");
+    assert!(lines.iter().any(|l| l == "DONE"), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.starts_with("ERROR")), "{lines:?}");
+    let first = number_after(&lines, "FIRST_AUDIO_MS");
+    let streamed = number_after(&lines, "STREAMED_MS");
+    let stopped = number_after(&lines, "STOPPED_IN_MS");
+    let segs = segments(&rec);
+    eprintln!("first audio after {first} ms of a {streamed} ms stream; stopped in {stopped} ms; sounding {segs:?}");
+    assert!(
+        first < streamed / 2.0,
+        "speech should start with the first sentence, not at the end of the stream"
+    );
+    assert!(stopped < 1000.0, "stop took {stopped} ms");
+    let sounding: f64 = segs.iter().map(|(s, e)| e - s).sum();
+    assert!(sounding > 1.0, "too little was heard: {segs:?}");
+    // Stopped 0.8 s after the stream ended: nothing sounds in the last second of the
+    // recording (the child waits a second before it exits).
+    let end = rec.len() as f64 / RATE as f64;
+    let last = segs.last().map_or(0.0, |s| s.1);
+    assert!(
+        end - last > 0.8,
+        "still sounding at {last:.2} s of {end:.2} s"
+    );
+}
+
 #[test]
 fn player_plays_through_pulseaudio_and_stop_cuts_it() {
     if let Ok(mode) = std::env::var(CHILD) {
         child(&mode);
         return;
     }
+    let _serial = one_at_a_time();
     let Some(pulse) = Pulse::start() else { return };
 
     // No device: an ALSA configuration without any device gives an error, not a panic.

@@ -19,6 +19,7 @@ import {
   type ModelInfo,
   type Preferences,
   type PreferencesState,
+  type ReadAloud,
   type SearchResult,
   type SessionInfo,
   type StatsInfo,
@@ -26,6 +27,7 @@ import {
   type StreamEvent,
   type TurnResult,
   type UsageRow,
+  type VoiceInput,
 } from "../bindings";
 
 export type {
@@ -44,6 +46,7 @@ export type {
   ModelInfo,
   Preferences,
   PreferencesState,
+  ReadAloud,
   SearchResult,
   SessionInfo,
   StatsInfo,
@@ -51,6 +54,7 @@ export type {
   StreamEvent,
   TurnResult,
   UsageRow,
+  VoiceInput,
 };
 
 /** An error from a command: its kind (`modelUnavailable`, `notFound`, …) and message. */
@@ -113,6 +117,13 @@ export interface BatonApi {
   getCapture(id: number): Promise<CaptureInfo>;
   deleteCapture(id: number): Promise<void>;
   onAction(handler: (a: AppAction) => void): Promise<() => void>;
+  /** Listens to the microphone: `hold` until stopListening, else until the end of the utterance. */
+  startListening(hold: boolean): Promise<void>;
+  stopListening(): Promise<boolean>;
+  readAloud(text: string, messageId: number | null): Promise<void>;
+  stopReading(): Promise<boolean>;
+  onVoiceInput(handler: (e: VoiceInput) => void): Promise<() => void>;
+  onReadAloud(handler: (e: ReadAloud) => void): Promise<() => void>;
 }
 
 function channel<T>(onEvent: (e: T) => void): Channel<T> {
@@ -166,4 +177,14 @@ export const tauriApi: BatonApi = {
     await unwrap(commands.deleteCapture(id));
   },
   onAction: (handler) => events.appAction.listen((e) => handler(e.payload)),
+  startListening: async (hold) => {
+    await unwrap(commands.startListening(hold));
+  },
+  stopListening: () => commands.stopListening(),
+  readAloud: async (text, messageId) => {
+    await unwrap(commands.readAloud(text, messageId));
+  },
+  stopReading: () => commands.stopReading(),
+  onVoiceInput: (handler) => events.voiceInput.listen((e) => handler(e.payload)),
+  onReadAloud: (handler) => events.readAloud.listen((e) => handler(e.payload)),
 };

@@ -1,6 +1,6 @@
 // The window's state and what the person can do with it. Every decision about data is
 // the runtime's; this class only keeps what is on screen in step with the API's answers.
-import { errorMessage, type AppStatus, type BatonApi, type EngineInfo, type MessageInfo, type ModelInfo, type Preferences, type SearchResult, type SessionInfo, type StepInfo } from "./api";
+import { errorMessage, type AppStatus, type BatonApi, type EngineInfo, type MessageInfo, type ModelInfo, type Preferences, type ReadAloud, type SearchResult, type SessionInfo, type StepInfo, type VoiceInput } from "./api";
 import { nowIso, titleFrom } from "./format";
 
 /** An error shown in the window, with what kind it is (so the UI can offer a way out). */
@@ -22,11 +22,34 @@ export interface Streaming {
 
 export const NEW_CHAT_TITLE = "New chat";
 
+/** Voice input in progress (the mic button, the push-to-talk shortcut or the tray). */
+export interface Listening {
+  /** starting: the microphone opens and the model loads; listening: waiting for speech. */
+  phase: "starting" | "listening" | "speech";
+  /** Push to talk: listens while the keys are held. */
+  hold: boolean;
+  /** Recent input levels (0..1), newest last, for the level meter. */
+  levels: number[];
+  /** The utterance's text so far. */
+  partial: string;
+  /** Final text of the utterances heard so far. */
+  heard: string[];
+}
+
+/** How many recent levels the meter shows. */
+export const LEVEL_BARS = 16;
+
 const defaultPreferences: Preferences = {
   theme: "system",
   model: null,
   mode: "single",
-  shortcuts: { showWindow: "CommandOrControl+Shift+Space", newChat: "CommandOrControl+Shift+N", ocrRegion: "CommandOrControl+Shift+O" },
+  shortcuts: {
+    showWindow: "CommandOrControl+Shift+Space",
+    newChat: "CommandOrControl+Shift+N",
+    ocrRegion: "CommandOrControl+Shift+O",
+    pushToTalk: "CommandOrControl+Shift+M",
+  },
+  voice: { afterSpeech: "send", autoSpeak: false },
 };
 
 function toShown(e: unknown): ShownError {
@@ -55,8 +78,15 @@ export class ChatController {
   highlightMessageId = $state<number | null>(null);
   /** Answers the person stopped in this window (shown with a "stopped" mark). */
   stoppedIds = $state<Record<number, true>>({});
-  /** Text to put into the composer (an "ask about clipboard" action). */
-  draft = $state<{ text: string; nonce: number } | null>(null);
+  /** Text to put into the composer (an "ask about clipboard" action), or to add to it
+   * (voice input in "insert" mode). */
+  draft = $state<{ text: string; nonce: number; append?: boolean } | null>(null);
+  /** Voice input in progress. */
+  listening = $state<Listening | null>(null);
+  /** A short note under the composer (nothing heard, …). */
+  voiceNote = $state<string | null>(null);
+  /** What is being read aloud: a message's id, or null for an answer as it streams. */
+  reading = $state<{ messageId: number | null } | null>(null);
 
   private pendingText = "";
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
@@ -353,8 +383,104 @@ export class ChatController {
     this.draft = { text: quoted, nonce: Date.now() };
   }
 
+  /** The mic button: starts listening until the end of what is said, or stops. */
+  async toggleListening(): Promise<void> {
+    if (this.listening) {
+      await this.stopListening();
+      return;
+    }
+    this.voiceNote = null;
+    this.listening = { phase: "starting", hold: false, levels: [], partial: "", heard: [] };
+    try {
+      await this.api.startListening(false);
+    } catch (e) {
+      this.listening = null;
+      this.error = toShown(e);
+    }
+  }
+
+  async stopListening(): Promise<void> {
+    if (!(await this.api.stopListening().catch(() => false))) this.listening = null;
+  }
+
+  /** Voice input as it happens, whoever started it. */
+  async onVoiceInput(e: VoiceInput): Promise<void> {
+    if (e.kind === "starting") {
+      this.voiceNote = null;
+      this.listening = { phase: "starting", hold: e.hold, levels: [], partial: "", heard: [] };
+      return;
+    }
+    if (e.kind === "ended") {
+      const heard = this.listening?.heard ?? [];
+      this.listening = null;
+      if (e.error) {
+        this.error = e.error;
+        return;
+      }
+      await this.useHeard(heard.join(" ").trim());
+      return;
+    }
+    const l = this.listening;
+    if (!l) return;
+    if (e.kind === "listening") l.phase = l.phase === "starting" ? "listening" : l.phase;
+    else if (e.kind === "level") l.levels = [...l.levels, e.level].slice(-LEVEL_BARS);
+    else if (e.kind === "speechStarted") l.phase = "speech";
+    else if (e.kind === "partial") l.partial = e.text;
+    else if (e.kind === "final") {
+      l.heard = [...l.heard, e.text.trim()];
+      l.partial = "";
+      l.phase = "listening";
+    }
+  }
+
+  /** Sends what was heard, or puts it into the composer (the preference, or while an
+   * answer is still being generated). */
+  private async useHeard(text: string): Promise<void> {
+    if (!text) {
+      this.voiceNote = "Nothing was heard. Check the microphone and speak a little closer.";
+      return;
+    }
+    if (this.preferences.voice.afterSpeech === "send" && !this.busy) await this.send(text);
+    else this.draft = { text, nonce: Date.now(), append: true };
+  }
+
+  /** "Read aloud" on a message; a second click stops it. */
+  async toggleReading(message: MessageInfo): Promise<void> {
+    if (this.reading && this.reading.messageId === message.id) {
+      await this.api.stopReading().catch(() => false);
+      this.reading = null;
+      return;
+    }
+    try {
+      this.reading = { messageId: message.id };
+      await this.api.readAloud(message.content, message.id);
+    } catch (e) {
+      this.reading = null;
+      this.error = toShown(e);
+    }
+  }
+
+  async stopReading(): Promise<void> {
+    await this.api.stopReading().catch(() => false);
+    this.reading = null;
+  }
+
+  onReadAloud(e: ReadAloud): void {
+    if (e.error) this.voiceNote = `A sentence could not be read aloud: ${e.error}`;
+    if (e.playing) this.reading = { messageId: e.messageId };
+    else if (!this.reading || e.messageId === null || this.reading.messageId === e.messageId) this.reading = null;
+  }
+
+  async setVoice(voice: Partial<Preferences["voice"]>): Promise<void> {
+    await this.savePreferences({ ...this.preferences, voice: { ...this.preferences.voice, ...voice } });
+  }
+
   /** A quick action from the tray, a shortcut or `baton-app --action`. */
   async handleAction(action: import("./api").AppAction): Promise<void> {
+    if (action.kind === "listen") {
+      if (!this.listening) await this.toggleListening();
+      return;
+    }
     if (action.kind === "newChat") {
       await this.newChat();
     } else if (action.kind === "askClipboard") {

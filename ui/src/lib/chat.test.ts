@@ -123,4 +123,96 @@ describe("ChatController", () => {
     await chat.rate(id, -1);
     expect(ratings.get(id)).toBe(-1);
   });
+
+  describe("voice", () => {
+    async function voiceChat(opts: Parameters<typeof fakeApi>[0]) {
+      const fake = fakeApi(opts);
+      const chat = new ChatController(fake.api);
+      await chat.init();
+      await fake.api.onVoiceInput((e) => void chat.onVoiceInput(e));
+      await fake.api.onReadAloud((e) => chat.onReadAloud(e));
+      return { chat, ...fake };
+    }
+
+    it("shows the level and partial text, then sends what was heard", async () => {
+      const { chat } = await voiceChat({
+        tokens: ["Paris."],
+        heard: [
+          { kind: "level", level: 0.001 },
+          { kind: "speechStarted" },
+          { kind: "level", level: 0.2 },
+          { kind: "partial", text: "What is the capital" },
+          { kind: "final", text: " What is the capital of France? " },
+        ],
+      });
+      await chat.toggleListening();
+      await vi.waitFor(() => expect(chat.messages.map((m) => m.content)).toEqual(["What is the capital of France?", "Paris."]));
+      expect(chat.listening).toBeNull();
+      expect(chat.current?.title).toBe("What is the capital of France?");
+    });
+
+    it("keeps levels and partial text while listening", async () => {
+      const { chat } = await voiceChat({});
+      await chat.onVoiceInput({ kind: "starting", hold: true });
+      await chat.onVoiceInput({ kind: "listening", device: "default" });
+      for (let i = 0; i < 20; i++) await chat.onVoiceInput({ kind: "level", level: i / 20 });
+      await chat.onVoiceInput({ kind: "speechStarted" });
+      await chat.onVoiceInput({ kind: "partial", text: "remind me" });
+      expect(chat.listening).toMatchObject({ phase: "speech", hold: true, partial: "remind me" });
+      expect(chat.listening!.levels).toHaveLength(16);
+      expect(chat.listening!.levels.at(-1)).toBe(0.95);
+    });
+
+    it("puts the text into the composer when asked to, and while an answer is written", async () => {
+      const { chat } = await voiceChat({ heard: [{ kind: "final", text: "draft this" }] });
+      await chat.setVoice({ afterSpeech: "insert" });
+      await chat.toggleListening();
+      await vi.waitFor(() => expect(chat.draft).toMatchObject({ text: "draft this", append: true }));
+      expect(chat.messages).toHaveLength(0);
+    });
+
+    it("push to talk joins the utterances heard until the keys are released", async () => {
+      const { chat, api } = await voiceChat({
+        tokens: ["ok"],
+        heard: [
+          { kind: "final", text: "Please remind me" },
+          { kind: "final", text: "to call the doctor." },
+        ],
+      });
+      await api.startListening(true);
+      await vi.waitFor(() => expect(chat.listening?.heard).toHaveLength(2));
+      expect(chat.listening?.hold).toBe(true);
+      await chat.stopListening();
+      await vi.waitFor(() => expect(chat.messages[0]?.content).toBe("Please remind me to call the doctor."));
+    });
+
+    it("says so when nothing was heard, and shows a missing model as an error", async () => {
+      const { chat } = await voiceChat({ heard: [] });
+      await chat.toggleListening();
+      await vi.waitFor(() => expect(chat.voiceNote).toContain("Nothing was heard"));
+      expect(chat.messages).toHaveLength(0);
+
+      const broken = await voiceChat({ listenError: { kind: "speechModel", message: "the speech model `whisper-base` is not installed" } });
+      await broken.chat.toggleListening();
+      expect(broken.chat.listening).toBeNull();
+      expect(broken.chat.error).toEqual({ kind: "speechModel", message: "the speech model `whisper-base` is not installed" });
+    });
+
+    it("reads a message aloud and stops on a second click", async () => {
+      const { chat, readAloud } = await voiceChat({ tokens: ["Hello there."] });
+      await chat.send("hi");
+      const answer = chat.messages.at(-1)!;
+      await chat.toggleReading(answer);
+      expect(readAloud).toEqual(["Hello there."]);
+      expect(chat.reading).toEqual({ messageId: answer.id });
+      await chat.toggleReading(answer);
+      expect(chat.reading).toBeNull();
+      chat.onReadAloud({ messageId: null, playing: true, voice: "piper", error: null });
+      expect(chat.reading).toEqual({ messageId: null });
+      chat.onReadAloud({ messageId: 999, playing: false, voice: null, error: null });
+      expect(chat.reading).toEqual({ messageId: null });
+      chat.onReadAloud({ messageId: null, playing: false, voice: null, error: null });
+      expect(chat.reading).toBeNull();
+    });
+  });
 });

@@ -1,5 +1,5 @@
 // An in-memory BatonApi for unit tests: sessions, messages and a scripted "model".
-import type { AppAction, AppStatus, BatonApi, MessageInfo, Preferences, SessionInfo, StreamEvent, TurnResult } from "./api";
+import type { AppAction, AppStatus, BatonApi, MessageInfo, Preferences, ReadAloud, SessionInfo, StreamEvent, TurnResult, VoiceInput } from "./api";
 import { ApiError } from "./api";
 
 export interface FakeOptions {
@@ -10,6 +10,10 @@ export interface FakeOptions {
   waitForStop?: boolean;
   /** Events sent before the tokens (routing steps, a withdrawn partial answer, …). */
   before?: StreamEvent[];
+  /** What the "microphone" hears after startListening (then `ended`, unless held). */
+  heard?: VoiceInput[];
+  /** startListening fails with this error. */
+  listenError?: { kind: string; message: string };
 }
 
 export function fakeApi(opts: FakeOptions = {}) {
@@ -17,7 +21,23 @@ export function fakeApi(opts: FakeOptions = {}) {
   const messages = new Map<string, MessageInfo[]>();
   let nextId = 1;
   let stopper: (() => void) | null = null;
-  let prefs: Preferences = { theme: "system", model: null, mode: "single", shortcuts: { showWindow: "A", newChat: "B", ocrRegion: "C" } };
+  let prefs: Preferences = {
+    theme: "system",
+    model: null,
+    mode: "single",
+    shortcuts: { showWindow: "A", newChat: "B", ocrRegion: "C", pushToTalk: "D" },
+    voice: { afterSpeech: "send", autoSpeak: false },
+  };
+  let voiceHandler: ((e: VoiceInput) => void) | null = null;
+  let readHandler: ((e: ReadAloud) => void) | null = null;
+  let listening = false;
+  const readAloud: string[] = [];
+  const endListening = () => {
+    if (!listening) return false;
+    listening = false;
+    setTimeout(() => voiceHandler?.({ kind: "ended", error: null }), 0);
+    return true;
+  };
   const ratings = new Map<number, number | null>();
   const sentModes: string[] = [];
   const now = () => new Date().toISOString();
@@ -172,6 +192,33 @@ export function fakeApi(opts: FakeOptions = {}) {
       throw new ApiError({ kind: "invalid", message: `no capture with id ${id}` });
     },
     deleteCapture: async () => {},
+    startListening: async (hold) => {
+      if (opts.listenError) throw new ApiError(opts.listenError);
+      if (listening) return;
+      listening = true;
+      const script: VoiceInput[] = [{ kind: "starting", hold }, { kind: "listening", device: "default" }, ...(opts.heard ?? [])];
+      setTimeout(() => {
+        for (const e of script) voiceHandler?.(e);
+        if (!hold) endListening();
+      }, 0);
+    },
+    stopListening: async () => endListening(),
+    readAloud: async (text, messageId) => {
+      readAloud.push(text);
+      readHandler?.({ messageId, playing: true, voice: "espeak-ng", error: null });
+    },
+    stopReading: async () => {
+      readHandler?.({ messageId: null, playing: false, voice: null, error: null });
+      return true;
+    },
+    onVoiceInput: async (handler) => {
+      voiceHandler = handler;
+      return () => (voiceHandler = null);
+    },
+    onReadAloud: async (handler) => {
+      readHandler = handler;
+      return () => (readHandler = null);
+    },
   };
-  return { api, sessions, messages, ratings, sentModes };
+  return { api, sessions, messages, ratings, sentModes, readAloud };
 }

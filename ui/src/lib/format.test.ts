@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { badge, bytes, duration, relativeTime, snippetParts, titleFrom } from "./format";
+import { badge, bytes, duration, relativeTime, shortcutLabel, snippetParts, titleFrom } from "./format";
 
 describe("format", () => {
   it("builds the message badge from what was measured", () => {
@@ -47,5 +47,13 @@ describe("format", () => {
     expect(bytes(512)).toBe("512 B");
     expect(bytes(220_000)).toBe("220 KB");
     expect(bytes(93_400_000)).toBe("93 MB");
+  });
+});
+
+describe("shortcutLabel", () => {
+  it("writes accelerators the way keyboards are labelled", () => {
+    expect(shortcutLabel("CommandOrControl+Shift+M")).toBe("Ctrl+Shift+M");
+    expect(shortcutLabel("alt+Space")).toBe("Alt+Space");
+    expect(shortcutLabel("")).toBe("");
   });
 });

@@ -81,3 +81,13 @@ export function bytes(n: number): string {
 export function nowIso(): string {
   return new Date().toISOString();
 }
+
+/** An accelerator as a person reads it: `CommandOrControl+Shift+M` → `Ctrl+Shift+M`. */
+export function shortcutLabel(accelerator: string): string {
+  return accelerator
+    .split("+")
+    .map((k) => k.trim())
+    .filter(Boolean)
+    .map((k) => ({ commandorcontrol: "Ctrl", cmdorctrl: "Ctrl", control: "Ctrl", ctrl: "Ctrl", super: "Super", alt: "Alt", shift: "Shift" })[k.toLowerCase()] ?? k)
+    .join("+");
+}

@@ -124,7 +124,7 @@ async fn ask(
     model: Option<String>,
     mode: Mode,
     stream: bool,
-    speak: Option<std::sync::mpsc::Sender<Option<String>>>,
+    speak: Option<&baton_tts::Reader>,
 ) -> anyhow::Result<(TurnOutcome, Vec<OrchestrationEvent>)> {
     let cancel = CancellationToken::new();
     let watcher = {
@@ -135,10 +135,11 @@ async fn ask(
             }
         })
     };
-    let speak = speak.map(Mutex::new);
     let on_event = move |event: ChatEvent| {
-        if let (Some(tx), ChatEvent::Token { text }) = (&speak, &event) {
-            let _ = tx.lock().expect("speaker lock").send(Some(text.clone()));
+        match (speak, &event) {
+            (Some(reader), ChatEvent::Token { text }) => reader.push(text),
+            (Some(reader), ChatEvent::Restart { .. }) => reader.restart(),
+            _ => {}
         }
         if !stream {
             return;
@@ -338,38 +339,12 @@ async fn repl(
     Ok(())
 }
 
-/// Reads an answer aloud as it streams: tokens in, sentences synthesised and played in
-/// order on a thread of their own; `None` ends the answer (the rest is spoken, then the
-/// thread ends). Speech starts with the first complete sentence.
-fn speaker(
-    voice: baton_tts::Voice,
-) -> anyhow::Result<(
-    std::sync::mpsc::Sender<Option<String>>,
-    std::thread::JoinHandle<()>,
-)> {
-    let player = baton_tts::Player::new()?;
-    let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
-    let handle = std::thread::spawn(move || {
-        let mut splitter = baton_tts::SentenceSplitter::new();
-        let say = |sentence: &str| match voice.synthesize(sentence) {
-            Ok(audio) => {
-                if let Err(e) = player.play(audio) {
-                    eprintln!("\x1b[2m[cannot play the answer: {e}]\x1b[0m");
-                }
-            }
-            Err(e) => eprintln!("\x1b[2m[cannot read the answer aloud: {e}]\x1b[0m"),
-        };
-        while let Ok(Some(token)) = rx.recv() {
-            for sentence in splitter.push(&token) {
-                say(&sentence);
-            }
-        }
-        if let Some(rest) = splitter.finish() {
-            say(&rest);
-        }
-        player.wait_until_done();
-    });
-    Ok((tx, handle))
+/// Reads an answer aloud as it streams (speech starts with the first complete sentence).
+fn speaker(voice: baton_tts::Voice) -> anyhow::Result<baton_tts::Reader> {
+    let player = std::sync::Arc::new(baton_tts::Player::new()?);
+    Ok(baton_tts::Reader::start(voice, player, |e| {
+        eprintln!("\x1b[2m[cannot read the answer aloud: {e}]\x1b[0m")
+    }))
 }
 
 /// `baton chat --voice`: listen, send what was said, read the answer aloud; repeat.
@@ -419,7 +394,7 @@ async fn voice_chat(
                 s
             }
         };
-        let (tx, handle) = speaker(choice.voice.clone())?;
+        let reader = speaker(choice.voice.clone())?;
         let result = ask(
             runtime,
             &current.id,
@@ -427,11 +402,11 @@ async fn voice_chat(
             model.clone(),
             mode,
             true,
-            Some(tx.clone()),
+            Some(&reader),
         )
         .await;
-        let _ = tx.send(None);
-        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        reader.finish();
+        let _ = tokio::task::spawn_blocking(move || reader.wait()).await;
         if let Err(e) = result {
             match e.downcast_ref::<RuntimeError>() {
                 Some(RuntimeError::Store(_)) | None => return Err(e),
