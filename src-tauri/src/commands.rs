@@ -425,7 +425,7 @@ pub async fn get_preferences(state: State<'_, AppState>) -> Res<PreferencesState
     })
 }
 
-/// Saves preferences and applies the shortcuts.
+/// Saves preferences and applies the shortcuts when they changed.
 #[tauri::command]
 #[specta::specta]
 pub async fn set_preferences(
@@ -433,8 +433,12 @@ pub async fn set_preferences(
     state: State<'_, AppState>,
     preferences: Preferences,
 ) -> Res<PreferencesState> {
+    let before = state.preferences().await?;
     state.save_preferences(&preferences).await?;
-    crate::shell::apply_shortcuts(&app, &preferences.shortcuts);
+    // Only when they changed: re-registering drops key presses made meanwhile.
+    if before.shortcuts != preferences.shortcuts {
+        crate::shell::apply_shortcuts(&app, &preferences.shortcuts);
+    }
     Ok(PreferencesState {
         preferences,
         shortcut_errors: state.shortcut_errors(),

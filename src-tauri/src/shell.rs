@@ -137,6 +137,15 @@ pub fn build_tray(app: &AppHandle) -> tauri::Result<()> {
     Ok(())
 }
 
+/// Runs a shortcut's work elsewhere: handlers are called on the hot-key thread, and
+/// (un)registering a shortcut on the main thread waits for that thread, so a handler that
+/// waited for the main thread (showing the window does) could deadlock with a
+/// preferences save.
+fn off_the_hotkey_thread(app: &AppHandle, work: impl FnOnce(AppHandle) + Send + 'static) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move { work(app) });
+}
+
 /// (Re)registers the global shortcuts; failures are recorded for the settings page, which
 /// also names the `baton-app --action` fallback.
 pub fn apply_shortcuts(app: &AppHandle, shortcuts: &Shortcuts) {
@@ -154,7 +163,7 @@ pub fn apply_shortcuts(app: &AppHandle, shortcuts: &Shortcuts) {
         }
         let result = gs.on_shortcut(accel.as_str(), move |app, _shortcut, event| {
             if event.state == ShortcutState::Pressed {
-                perform(app, action);
+                off_the_hotkey_thread(app, move |app| perform(&app, action));
             }
         });
         if let Err(e) = result {
@@ -170,6 +179,9 @@ pub fn apply_shortcuts(app: &AppHandle, shortcuts: &Shortcuts) {
         if let Err(e) = result {
             errors.push(format!("Push to talk ({accel}): {e}"));
         }
+    }
+    if !errors.is_empty() {
+        tracing::warn!(?errors, "some global shortcuts are not available");
     }
     app.state::<AppState>().set_shortcut_errors(errors);
 }

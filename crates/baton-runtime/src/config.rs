@@ -83,7 +83,9 @@ max_retries = 3
 [voice]
 # Speech recognition model (a name from `baton models list`; `baton models fetch whisper-base`).
 stt_model = "whisper-base"
-# Spoken language as an ISO 639-1 code (en, de, fr, …), or "auto" to detect it.
+# Spoken language as an ISO 639-1 code (en, de, fr, …), or "auto" to detect it (once,
+# from the first utterance; it is kept while the speech worker runs, and a fixed language
+# makes every final text about twice as fast).
 language = "auto"
 # CPU threads for speech recognition (1 to 64).
 threads = 2

@@ -46,6 +46,9 @@ struct Args {
     /// Spoken language (ISO 639-1 code) or `auto` to detect it.
     #[arg(long, default_value = "en")]
     language: String,
+    /// Decode as a quick draft, the way partial text is decoded while someone speaks.
+    #[arg(long)]
+    draft: bool,
     /// CPU threads (default: available cores, at most 4).
     #[arg(long)]
     threads: Option<usize>,
@@ -87,7 +90,7 @@ fn run(args: &Args) -> Result<()> {
         threads: args
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4))),
-        draft: false,
+        draft: args.draft,
     };
     if !args.verbose {
         whisper_rs::install_logging_hooks();

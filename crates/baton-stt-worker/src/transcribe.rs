@@ -76,8 +76,6 @@ pub fn transcribe(ctx: &WhisperContext, samples: &[f32], options: &Options) -> R
         // One second of margin: whisper misreads audio that fills its window to the edge.
         let ctx = ((seconds + 1.0) * AUDIO_CTX_PER_SECOND).ceil() as i32;
         params.set_audio_ctx(ctx.min(1500));
-        params.set_single_segment(true);
-        params.set_no_timestamps(true);
     }
     state
         .full(params, samples)
