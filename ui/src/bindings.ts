@@ -227,7 +227,7 @@ async getPreferences() : Promise<Result<PreferencesState, AppError>> {
 }
 },
 /**
- * Saves preferences and applies the shortcuts.
+ * Saves preferences and applies the shortcuts when they changed.
  */
 async setPreferences(preferences: Preferences) : Promise<Result<PreferencesState, AppError>> {
     try {

@@ -53,10 +53,16 @@ pub async fn run(runtime: &Runtime, args: BenchSttArgs, json: bool) -> anyhow::R
         .transcribe_samples(&audio.samples, Some("en".into()))
         .await?; // starts the worker and loads the model
     let mut served = Vec::new();
+    let mut partials = Vec::new();
     let mut text = String::new();
+    let mut partial_text = String::new();
     for _ in 0..runs {
         let mut utterance = engine.begin().await?;
         utterance.push(&audio.samples).await?;
+        // The partial text shown while the person speaks: a draft decode of the audio so far.
+        let started = Instant::now();
+        partial_text = utterance.partial(Some("en".into())).await?;
+        partials.push(started.elapsed().as_secs_f64() * 1000.0);
         let started = Instant::now();
         let t = utterance.finish(Some("en".into())).await?;
         served.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -86,6 +92,7 @@ pub async fn run(runtime: &Runtime, args: BenchSttArgs, json: bool) -> anyhow::R
         direct.push(v["transcribe_ms"].as_f64().unwrap_or(f64::NAN));
     }
     let (served_ms, direct_ms) = (median(served), median(direct));
+    let partial_ms = median(partials);
     let report = serde_json::json!({
         "model": name,
         "audio_ms": audio_ms.round(),
@@ -95,6 +102,9 @@ pub async fn run(runtime: &Runtime, args: BenchSttArgs, json: bool) -> anyhow::R
         "direct_decode_ms": direct_ms.round(),
         "direct_real_time_factor": direct_ms / audio_ms,
         "served_over_direct": served_ms / direct_ms,
+        "partial_draft_ms": partial_ms.round(),
+        "partial_over_final": partial_ms / served_ms,
+        "partial_text": partial_text,
         "text": text,
     });
     if json {
@@ -113,6 +123,12 @@ pub async fn run(runtime: &Runtime, args: BenchSttArgs, json: bool) -> anyhow::R
         direct_ms / audio_ms
     );
     println!("served / direct         {:.3}", served_ms / direct_ms);
+    println!(
+        "partial text (draft)    {:.0} ms for the whole utterance, {:.3} of the final decode",
+        partial_ms,
+        partial_ms / served_ms
+    );
+    println!("partial heard           {partial_text}");
     println!("heard                   {text}");
     Ok(())
 }
