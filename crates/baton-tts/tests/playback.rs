@@ -334,48 +334,14 @@ fn player_plays_through_pulseaudio_and_stop_cuts_it() {
     assert!(line.contains("no audio output device"), "{line}");
 
     // Playback, recorded from the virtual speaker's monitor.
-    let mut parec = pulse.record();
-    let mut stdout = parec.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stdout.read_to_end(&mut bytes);
-        bytes
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let exe = std::env::current_exe().unwrap();
-    let mut player = pulse
-        .cmd(exe)
-        .args([
-            "--exact",
-            "player_plays_through_pulseaudio_and_stop_cuts_it",
-            "--nocapture",
-        ])
-        .env(CHILD, "play")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Vec::new();
-    for line in BufReader::new(player.stdout.take().unwrap()).lines() {
-        lines.push(line.unwrap());
-    }
-    let status = player.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    let _ = parec.kill();
-    let _ = parec.wait();
-    let bytes = reader.join().unwrap();
-    assert!(status.success(), "the player child failed: {lines:?}");
+    let (lines, ok, rec) = play_and_record(
+        &pulse,
+        "player_plays_through_pulseaudio_and_stop_cuts_it",
+        "play",
+    );
+    assert!(ok, "the player child failed: {lines:?}");
     assert!(lines.iter().any(|l| l.contains("DONE")), "{lines:?}");
-    let short: f64 = lines
-        .iter()
-        .find_map(|l| l.split_once("SHORT ").map(|(_, v)| v.trim()))
-        .unwrap()
-        .parse()
-        .unwrap();
-
-    let rec: Vec<i16> = bytes
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect();
+    let short = number_after(&lines, "SHORT");
     let segs = segments(&rec);
     eprintln!(
         "recorded {:.2} s; sounding stretches {segs:?}; short utterance {short:.2} s; {lines:?}",
