@@ -83,9 +83,13 @@ test-e2e: build $(TAURI_DRIVER)
 	bash tests/e2e/run.sh
 
 # A Debian package of the desktop app (release build) in $(CARGO_TARGET_DIR)/release/bundle/deb,
-# with the LLM and speech workers and the `baton` CLI installed next to it in /usr/bin.
-DEB_FILES := {"bundle":{"linux":{"deb":{"files":{"/usr/bin/baton-llm-worker":"$(CARGO_TARGET_DIR)/release/baton-llm-worker","/usr/bin/baton-stt-worker":"$(CARGO_TARGET_DIR)/release/baton-stt-worker","/usr/bin/baton":"$(CARGO_TARGET_DIR)/release/baton"}}}}}
+# with the LLM and speech workers and the `baton` CLI installed next to it in /usr/bin, and
+# ONNX Runtime (voice activity, the Piper voice, UI elements) from the venv's wheel in
+# /usr/lib/baton, where baton-onnx looks beside the binaries.
+ORT_LIB = $(firstword $(wildcard $(BATON_VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*))
+DEB_FILES = {"bundle":{"linux":{"deb":{"files":{"/usr/bin/baton-llm-worker":"$(CARGO_TARGET_DIR)/release/baton-llm-worker","/usr/bin/baton-stt-worker":"$(CARGO_TARGET_DIR)/release/baton-stt-worker","/usr/bin/baton":"$(CARGO_TARGET_DIR)/release/baton","/usr/lib/baton/$(notdir $(ORT_LIB))":"$(ORT_LIB)"}}}}}
 deb: ui
+	@test -n "$(ORT_LIB)" || { echo "no libonnxruntime in $(BATON_VENV): run scripts/setup.sh" >&2; exit 1; }
 	$(CARGO) build --release -p baton-llm-worker -p baton-stt-worker -p baton-cli
 	cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb --config '$(DEB_FILES)'
 

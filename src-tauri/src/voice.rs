@@ -19,14 +19,12 @@ type Res<T> = Result<T, AppError>;
 /// A key release that is followed by a press within this time is the same hold.
 const RELEASE_DEBOUNCE: Duration = Duration::from_millis(120);
 
-/// What the shell keeps for voice: the listening in progress, the reading in progress and
-/// the audio output they share.
+/// What the shell keeps for voice: the listening in progress and the reading in progress.
 #[derive(Default)]
 pub struct VoiceState {
     next: AtomicU64,
     listening: Mutex<Option<(u64, CancellationToken)>>,
     reading: Mutex<Option<(u64, Arc<Reader>)>>,
-    player: Mutex<Option<Arc<Player>>>,
     /// Bumped at every push-to-talk press and release (debounces releases).
     push_to_talk: AtomicU64,
 }
@@ -61,22 +59,6 @@ impl VoiceState {
             }
             None => false,
         }
-    }
-
-    /// The audio output, opened on first use and kept.
-    fn player(&self) -> Res<Arc<Player>> {
-        let mut slot = self.player.lock().expect("voice lock");
-        if let Some(p) = slot.as_ref() {
-            return Ok(p.clone());
-        }
-        let player = Arc::new(Player::new().map_err(|e| {
-            AppError::new(
-                "noDevice",
-                format!("cannot play audio: {e}. Check that a sound server (PipeWire or PulseAudio) runs and an output device is connected."),
-            )
-        })?);
-        *slot = Some(player.clone());
-        Ok(player)
     }
 }
 
@@ -147,6 +129,20 @@ pub fn listen(app: &AppHandle, hold: bool) -> Res<()> {
     Ok(())
 }
 
+/// Opens the default audio output, for one reading: a new reading follows the output the
+/// desktop uses now (headphones plugged in, a restarted sound server).
+async fn open_output() -> Res<Arc<Player>> {
+    let opened = tauri::async_runtime::spawn_blocking(Player::new)
+        .await
+        .map_err(|e| AppError::new("noDevice", format!("cannot open the audio output: {e}")))?;
+    opened.map(Arc::new).map_err(|e| {
+        AppError::new(
+            "noDevice",
+            format!("cannot play audio: {e}. Check that a sound server (PipeWire or PulseAudio) runs and an output device is connected."),
+        )
+    })
+}
+
 /// Starts reading aloud with the configured voice (Piper, or espeak-ng when it is
 /// missing), cutting whatever was being read. Returns the reader: push text into it
 /// (`message_id` `None`: an answer as it streams) and finish it.
@@ -154,8 +150,8 @@ pub async fn start_reading(app: &AppHandle, message_id: Option<f64>) -> Res<Arc<
     let state = app.state::<AppState>();
     let rt = state.runtime()?;
     let choice = rt.voice().await?;
+    let player = open_output().await?;
     let voice = state.voice();
-    let player = voice.player()?;
     voice.stop_reading();
     let id = voice.id();
     let errors = {
