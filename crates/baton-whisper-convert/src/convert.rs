@@ -465,6 +465,48 @@ fn write_tensors<W: std::io::Write>(
         Ok(())
     };
     let qkv = [("query", true), ("key", false), ("value", true)];
+    // The blocks encoder and decoder layers share, in the order whisper.cpp reads them.
+    let self_attention = |w: &mut GgmlWriter<W>, from: &str, to: &str| -> Result<(), Failure> {
+        norm(
+            w,
+            &format!("{from}/self_attention/layer_norm"),
+            &format!("{to}.attn_ln"),
+        )?;
+        fused(
+            w,
+            &format!("{from}/self_attention/linear_0"),
+            &format!("{to}.attn"),
+            &qkv,
+        )?;
+        linear(
+            w,
+            &format!("{from}/self_attention/linear_1"),
+            &format!("{to}.attn.out"),
+            d,
+            d,
+        )
+    };
+    let feed_forward = |w: &mut GgmlWriter<W>, from: &str, to: &str| -> Result<(), Failure> {
+        norm(
+            w,
+            &format!("{from}/ffn/layer_norm"),
+            &format!("{to}.mlp_ln"),
+        )?;
+        linear(
+            w,
+            &format!("{from}/ffn/linear_0"),
+            &format!("{to}.mlp.0"),
+            4 * d,
+            d,
+        )?;
+        linear(
+            w,
+            &format!("{from}/ffn/linear_1"),
+            &format!("{to}.mlp.2"),
+            d,
+            4 * d,
+        )
+    };
 
     w.write_tensor(
         "encoder.positional_embedding",
@@ -489,43 +531,8 @@ fn write_tensors<W: std::io::Write>(
     }
     for l in 0..n_audio_layer {
         let (from, to) = (format!("encoder/layer_{l}"), format!("encoder.blocks.{l}"));
-        norm(
-            w,
-            &format!("{from}/self_attention/layer_norm"),
-            &format!("{to}.attn_ln"),
-        )?;
-        fused(
-            w,
-            &format!("{from}/self_attention/linear_0"),
-            &format!("{to}.attn"),
-            &qkv,
-        )?;
-        linear(
-            w,
-            &format!("{from}/self_attention/linear_1"),
-            &format!("{to}.attn.out"),
-            d,
-            d,
-        )?;
-        norm(
-            w,
-            &format!("{from}/ffn/layer_norm"),
-            &format!("{to}.mlp_ln"),
-        )?;
-        linear(
-            w,
-            &format!("{from}/ffn/linear_0"),
-            &format!("{to}.mlp.0"),
-            4 * d,
-            d,
-        )?;
-        linear(
-            w,
-            &format!("{from}/ffn/linear_1"),
-            &format!("{to}.mlp.2"),
-            d,
-            4 * d,
-        )?;
+        self_attention(w, &from, &to)?;
+        feed_forward(w, &from, &to)?;
     }
     norm(w, "encoder/layer_norm", "encoder.ln_post")?;
 
@@ -543,24 +550,7 @@ fn write_tensors<W: std::io::Write>(
     )?;
     for l in 0..n_text_layer {
         let (from, to) = (format!("decoder/layer_{l}"), format!("decoder.blocks.{l}"));
-        norm(
-            w,
-            &format!("{from}/self_attention/layer_norm"),
-            &format!("{to}.attn_ln"),
-        )?;
-        fused(
-            w,
-            &format!("{from}/self_attention/linear_0"),
-            &format!("{to}.attn"),
-            &qkv,
-        )?;
-        linear(
-            w,
-            &format!("{from}/self_attention/linear_1"),
-            &format!("{to}.attn.out"),
-            d,
-            d,
-        )?;
+        self_attention(w, &from, &to)?;
         norm(
             w,
             &format!("{from}/attention/layer_norm"),
@@ -586,25 +576,7 @@ fn write_tensors<W: std::io::Write>(
             d,
             d,
         )?;
-        norm(
-            w,
-            &format!("{from}/ffn/layer_norm"),
-            &format!("{to}.mlp_ln"),
-        )?;
-        linear(
-            w,
-            &format!("{from}/ffn/linear_0"),
-            &format!("{to}.mlp.0"),
-            4 * d,
-            d,
-        )?;
-        linear(
-            w,
-            &format!("{from}/ffn/linear_1"),
-            &format!("{to}.mlp.2"),
-            d,
-            4 * d,
-        )?;
+        feed_forward(w, &from, &to)?;
     }
     norm(w, "decoder/layer_norm", "decoder.ln")?;
     Ok(())
