@@ -125,22 +125,25 @@ fn piper_speech(env: &Env, text: &str, dir: &Path) -> Vec<u8> {
     to_raw_16k(&wav, dir)
 }
 
+/// sox format options of the raw audio the virtual microphone and speaker carry.
+const RAW_S16_16K: [&str; 10] = [
+    "-t",
+    "raw",
+    "-r",
+    "16000",
+    "-c",
+    "1",
+    "-b",
+    "16",
+    "-e",
+    "signed-integer",
+];
+
 fn to_raw_16k(wav: &Path, dir: &Path) -> Vec<u8> {
     let raw = dir.join("speech.raw");
     let ok = Command::new("sox")
         .arg(wav)
-        .args([
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
-            "-t",
-            "raw",
-        ])
+        .args(RAW_S16_16K)
         .arg(&raw)
         .status()
         .expect("sox is installed by scripts/setup.sh")
@@ -296,18 +299,7 @@ fn finish_recording(mut parec: Child, raw: &Path, wav: &Path) {
     let _ = parec.kill();
     let _ = parec.wait();
     let ok = Command::new("sox")
-        .args([
-            "-t",
-            "raw",
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
-        ])
+        .args(RAW_S16_16K)
         .arg(raw)
         .arg(wav)
         .status()

@@ -5,7 +5,7 @@
 
 use crate::commands::print_json;
 use anyhow::Context;
-use baton_core::{CancellationToken, ChatEvent, OrchestrationEvent, SessionId};
+use baton_core::{ChatEvent, OrchestrationEvent, SessionId};
 use baton_runtime::{AnswerOptions, ChatTurn, Mode, Runtime, RuntimeError, TurnOutcome};
 use baton_store::Session;
 use std::io::{IsTerminal, Read, Write};
@@ -126,15 +126,7 @@ async fn ask(
     stream: bool,
     speak: Option<&baton_tts::Reader>,
 ) -> anyhow::Result<(TurnOutcome, Vec<OrchestrationEvent>)> {
-    let cancel = CancellationToken::new();
-    let watcher = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
-            }
-        })
-    };
+    let ctrl_c = crate::commands::CtrlC::watch();
     let on_event = move |event: ChatEvent| {
         match (speak, &event) {
             (Some(reader), ChatEvent::Token { text }) => reader.push(text),
@@ -176,9 +168,9 @@ async fn ask(
     };
     let options = AnswerOptions { model, mode };
     let result = runtime
-        .send_with(turn, options, &on_event, &on_progress, cancel.clone())
+        .send_with(turn, options, &on_event, &on_progress, ctrl_c.token())
         .await;
-    watcher.abort();
+    drop(ctrl_c);
     let outcome = result?;
     if stream {
         println!();
@@ -359,15 +351,7 @@ async fn voice_chat(
     eprintln!("\x1b[2m{}\x1b[0m", choice.notice);
     let mut session = session;
     for _turn in (0..).take_while(|t| turns == 0 || *t < turns) {
-        let cancel = CancellationToken::new();
-        let watcher = {
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    cancel.cancel();
-                }
-            })
-        };
+        let ctrl_c = crate::commands::CtrlC::watch();
         eprintln!("\x1b[2mSpeak now (Ctrl-C leaves)…\x1b[0m");
         let on_voice = |e: baton_runtime::VoiceEvent| {
             if let baton_runtime::VoiceEvent::Partial(text) = e {
@@ -379,8 +363,8 @@ async fn voice_chat(
             partials: true,
             ..Default::default()
         };
-        let heard = runtime.listen(options, &on_voice, cancel).await;
-        watcher.abort();
+        let heard = runtime.listen(options, &on_voice, ctrl_c.token()).await;
+        drop(ctrl_c);
         let Some(said) = heard?.into_iter().next() else {
             eprintln!();
             return Ok(());

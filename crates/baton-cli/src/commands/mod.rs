@@ -16,3 +16,35 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
+
+/// Cancels a token when Ctrl-C is pressed, for as long as it lives: a generation or a
+/// listening stops, not the program (the next one gets a fresh watch).
+pub struct CtrlC {
+    token: baton_core::CancellationToken,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl CtrlC {
+    /// Starts watching for Ctrl-C.
+    pub fn watch() -> Self {
+        let token = baton_core::CancellationToken::new();
+        let cancel = token.clone();
+        let watcher = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        });
+        Self { token, watcher }
+    }
+
+    /// The token Ctrl-C cancels.
+    pub fn token(&self) -> baton_core::CancellationToken {
+        self.token.clone()
+    }
+}
+
+impl Drop for CtrlC {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}

@@ -2,7 +2,6 @@
 //! whisper.cpp worker and speech synthesis (Piper, espeak-ng as fallback).
 
 use crate::commands::print_json;
-use baton_core::CancellationToken;
 use baton_runtime::{ListenOptions, Runtime, VoiceEvent};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -81,15 +80,7 @@ pub async fn listen(runtime: &Runtime, args: ListenArgs, json: bool) -> anyhow::
         }
         return Ok(());
     }
-    let cancel = CancellationToken::new();
-    let watcher = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
-            }
-        })
-    };
+    let ctrl_c = crate::commands::CtrlC::watch();
     let tty = std::io::stderr().is_terminal();
     let on_event = move |event: VoiceEvent| {
         let mut err = std::io::stderr().lock();
@@ -128,8 +119,8 @@ pub async fn listen(runtime: &Runtime, args: ListenArgs, json: bool) -> anyhow::
         language: language(args.language),
         partials: !args.no_partials,
     };
-    let result = runtime.listen(options, &on_event, cancel).await;
-    watcher.abort();
+    let result = runtime.listen(options, &on_event, ctrl_c.token()).await;
+    drop(ctrl_c);
     result?;
     Ok(())
 }
