@@ -15,7 +15,7 @@ CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/debug
 BATON := $(BIN)/baton
 
-.PHONY: run test setup build ui lint fmt models bench bench-app test-real-models test-e2e deb
+.PHONY: run test setup build ui lint lint-fast fmt models bench bench-app test-real-models test-e2e deb
 
 setup:
 	@bash scripts/setup.sh
@@ -52,10 +52,22 @@ run: models
 	  if [ -t 0 ]; then echo; exec $(BATON) chat; fi; \
 	fi
 
-lint: ui
+# Clippy runs as the compiler of the workspace's own crates (clippy-driver wraps rustc for
+# workspace members only), so `make test` compiles every crate once for lint, build and
+# test instead of a separate `cargo clippy` pass that checks every dependency (llama.cpp and
+# whisper.cpp's build scripts included) a second time. `make lint` alone does the same.
+CLIPPY_DRIVER = $(shell rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
+LINTED = RUSTC_WORKSPACE_WRAPPER="$(CLIPPY_DRIVER)" CLIPPY_ARGS=-Dwarnings
+# The one build of everything `make test` runs: binaries, libraries, tests, examples.
+TEST_BUILD = $(LINTED) $(CARGO) build --workspace --all-targets
+
+lint-fast: ui
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd ui && npm run --silent lint && npm run --silent check
+
+lint: lint-fast
+	@test -x "$(CLIPPY_DRIVER)" || { echo "clippy-driver not found: rustup component add clippy" >&2; exit 1; }
+	$(TEST_BUILD)
 
 # tauri-driver (WebDriver for Tauri apps) from crates.io, once.
 TAURI_DRIVER := $(HOME)/.cargo/bin/tauri-driver
@@ -67,15 +79,14 @@ $(TAURI_DRIVER):
 TEST_MODELS := $(HOME)/.cache/baton/test-models
 VOICE_TEST_MODELS := whisper-base silero-vad piper-joe-us smollm2-135m-instruct
 
-# `--all-targets` for the binaries the e2e tests run: the same feature set as clippy and
-# the tests, so llama.cpp and the other native parts are compiled once, not twice.
+# One compile (`lint`: every target of the workspace, linted as it is built), then the tests
+# run on exactly those artefacts: `cargo test` with the same wrapper and feature set finds
+# nothing left to compile, and the e2e tests use the binaries it built.
 test: lint $(TAURI_DRIVER)
 	cd ui && npm run --silent test
-	$(CARGO) build -p baton-cli
 	BATON_MODELS_DIR=$(TEST_MODELS) BATON_DATA_DIR=$(TEST_MODELS)/registry $(BATON) models fetch $(VOICE_TEST_MODELS)
 	BATON_SILERO_VAD=$(TEST_MODELS)/silero_vad.onnx BATON_PIPER_VOICE=$(TEST_MODELS)/en_US-joe-medium.onnx \
-	  $(CARGO) test --workspace
-	$(CARGO) build --workspace --all-targets
+	  $(LINTED) $(CARGO) test --workspace
 	bash tests/e2e/run.sh
 
 # Only the desktop end-to-end tests (screenshots in artifacts/e2e/).
