@@ -43,6 +43,7 @@ fn main() {
         "take_pending_actions",
         "start_capture",
         "pending_capture",
+        "show_selection",
         "cancel_capture",
         "finish_capture",
         "list_captures",

@@ -119,9 +119,36 @@ async fn open_selection(app: &AppHandle) -> Res<()> {
     )
     .fullscreen(true)
     .focused(true)
+    // Shown by the page once the screenshot is drawn (`show_selection`): no blank flash.
+    .visible(false)
     .build()
     .map_err(|e| AppError::new("capture", format!("cannot open the selection window: {e}")))?;
+    // A page that never says it is ready must not leave an invisible window holding the
+    // screen: show it anyway after a while.
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(SHOW_SELECTION_AT_LATEST).await;
+        if let Some(w) = app.get_webview_window(SELECT) {
+            if !w.is_visible().unwrap_or(true) {
+                tracing::warn!("the selection page did not report ready; showing its window");
+                show_selection(app.clone());
+            }
+        }
+    });
     Ok(())
+}
+
+/// The longest the selection window stays hidden while its page draws the screenshot.
+const SHOW_SELECTION_AT_LATEST: Duration = Duration::from_secs(5);
+
+/// The selection page has drawn the screenshot (or an error): show its window.
+#[tauri::command]
+#[specta::specta]
+pub fn show_selection(app: AppHandle) {
+    if let Some(w) = app.get_webview_window(SELECT) {
+        let _ = w.show();
+        let _ = w.set_focus();
+    }
 }
 
 fn data_url(png: &[u8]) -> String {

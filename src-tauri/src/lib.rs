@@ -69,6 +69,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::take_pending_actions,
             capture::start_capture,
             capture::pending_capture,
+            capture::show_selection,
             capture::cancel_capture,
             capture::finish_capture,
             capture::list_captures,

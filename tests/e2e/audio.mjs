@@ -243,16 +243,65 @@ export async function recordSpeaker(wav) {
     parec.kill();
     throw e;
   }
+  const recorded = () => samples(raw);
   return {
     raw,
-    async stop(tailMs = 300) {
-      await new Promise((r) => setTimeout(r, tailMs));
+    /** Waits until the speaker has played `ms` of sound (anything above -46 dBFS). */
+    async untilSound(ms = 300, timeoutMs = 60_000) {
+      await until(`${ms} ms of sound from the speaker`, () => soundingMs(recorded()) >= ms, timeoutMs);
+    },
+    /**
+     * Ends the recording once it has caught up with the speaker: `silenceMs` of silence
+     * recorded after this call, after the last sound. Resolves to `wav`.
+     */
+    async stop(silenceMs = 800, timeoutMs = 30_000) {
+      const from = recorded().length;
+      const need = (silenceMs * BYTES_PER_MS) / 2;
+      await until(
+        `${silenceMs} ms of silence at the end of the recording`,
+        () => {
+          const s = recorded();
+          return s.length - from >= need && trailingSilence(s) >= need;
+        },
+        timeoutMs,
+      );
       parec.kill("SIGINT");
       await exited;
       execFileSync("sox", [...RAW, raw, wav]);
       return wav;
     },
   };
+}
+
+/** Polls `check` every 50 ms until it holds; fails after `timeoutMs` naming `what`. */
+async function until(what, check, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Whether a 20 ms window of 16 kHz samples is above the silence threshold (-46 dBFS). */
+function sounding(s, from) {
+  let sum = 0;
+  const end = Math.min(s.length, from + 320);
+  for (let i = from; i < end; i++) sum += s[i] * s[i];
+  return end > from && Math.sqrt(sum / (end - from)) / 32768 >= 0.005;
+}
+
+/** Milliseconds of sound (20 ms windows above the threshold) in 16 kHz samples. */
+function soundingMs(s) {
+  let ms = 0;
+  for (let at = 0; at + 320 <= s.length; at += 320) if (sounding(s, at)) ms += 20;
+  return ms;
+}
+
+/** How many samples at the end of `s` are silent (after the last sounding window). */
+function trailingSilence(s) {
+  let at = s.length - (s.length % 320);
+  while (at >= 320 && !sounding(s, at - 320)) at -= 320;
+  return s.length - at;
 }
 
 /** The s16le samples of a WAV file (its `data` chunk; 16-bit PCM) or of a raw file. */
@@ -296,4 +345,20 @@ export function wordErrorRate(expected, heard) {
     prev = row;
   }
   return prev[h.length] / Math.max(e.length, 1);
+}
+
+/**
+ * The lowest word error rate of `expected` against any run of words in `heard` about as long
+ * as it (a sentence found inside a longer transcript).
+ */
+export function bestWindowWer(expected, heard) {
+  const words = (s) => s.toLowerCase().split(/[^\p{L}\p{N}']+/u).filter(Boolean);
+  const [e, h] = [words(expected), words(heard)];
+  let best = wordErrorRate(expected, heard);
+  for (let start = 0; start < h.length; start++) {
+    for (let len = Math.max(1, e.length - 3); len <= e.length + 3 && start + len <= h.length; len++) {
+      best = Math.min(best, wordErrorRate(expected, h.slice(start, start + len).join(" ")));
+    }
+  }
+  return best;
 }

@@ -39,6 +39,9 @@ pids=()
 pulse=
 cleanup() {
   local status=$?
+  # The app's own log and its stderr (through tauri-driver) go with the screenshots.
+  cp "$WORK"/state/baton/logs/baton.* "$E2E_ARTIFACTS"/ 2>/dev/null || true
+  cp "$WORK/tauri-driver.log" "$E2E_ARTIFACTS"/app-stderr.log 2>/dev/null || true
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [[ -z $pulse ]] || pulseaudio -k 2>/dev/null || true
@@ -111,7 +114,7 @@ fcntl.fcntl(os.open(sys.argv[1], os.O_WRONLY | os.O_NONBLOCK), getattr(fcntl, "F
 
 export WEBKIT_DISABLE_DMABUF_RENDERER=1 WEBKIT_DISABLE_COMPOSITING_MODE=1 NO_AT_BRIDGE=1
 mkdir -p "$E2E_ARTIFACTS"
-rm -f "$E2E_ARTIFACTS"/*.png
+rm -f "$E2E_ARTIFACTS"/*.png "$E2E_ARTIFACTS"/*.log "$E2E_ARTIFACTS"/baton.*
 
 # Ports for tauri-driver and WebKitWebDriver, away from other runs on the machine.
 export E2E_PORT="${E2E_PORT:-$((20000 + RANDOM % 20000))}"

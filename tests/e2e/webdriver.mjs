@@ -91,6 +91,28 @@ export class WebDriver {
     }
   }
 
+  /** Runs an async script: it resolves by calling the last argument (its callback). */
+  async execAsync(script, args = []) {
+    return this.cmd("POST", this.s("/execute/async"), { script, args });
+  }
+
+  /**
+   * Waits until the page is still: no finite CSS animation or transition running, then two
+   * animation frames painted (for screenshots that show the finished state).
+   */
+  async settled(timeoutMs = 10_000) {
+    await this.waitFor(
+      "animations and transitions to finish",
+      () =>
+        this.exec(
+          "return document.getAnimations().every((a) => a.playState !== 'running' || a.effect?.getTiming().iterations === Infinity)",
+        ),
+      timeoutMs,
+      50,
+    );
+    await this.execAsync("const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));");
+  }
+
   async waitForElement(css, timeoutMs) {
     return this.waitFor(`element ${css}`, async () => (await this.findAll(css))[0], timeoutMs);
   }

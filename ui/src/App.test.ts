@@ -34,20 +34,20 @@ describe("App", () => {
   });
 
   it("puts dictated text into the composer once, after what was typed", async () => {
-    const { api } = fakeApi({ heard: [{ kind: "speechStarted" }, { kind: "partial", text: "remind" }, { kind: "final", text: "remind me at noon" }] });
+    const { api, subscribedToVoice } = fakeApi({ heard: [{ kind: "speechStarted" }, { kind: "partial", text: "remind" }, { kind: "final", text: "remind me at noon" }] });
     const saved = await api.getPreferences();
     await api.setPreferences({ ...saved.preferences, voice: { afterSpeech: "insert", autoSpeak: false } });
     const view = render(App, { props: { api } });
     await waitFor(() => expect(view.getByTestId("mic")).toBeTruthy());
-    await new Promise((r) => setTimeout(r, 50)); // the window subscribes to events after loading
+    await waitFor(() => expect(subscribedToVoice()).toBe(true)); // the window subscribes after loading
     const composer = view.getByTestId("composer") as HTMLTextAreaElement;
     composer.value = "Note:";
     composer.dispatchEvent(new Event("input", { bubbles: true }));
     view.getByTestId("mic").click();
     await waitFor(() => expect(composer.value).toBe("Note: remind me at noon"));
-    await new Promise((r) => setTimeout(r, 50));
+    // Listening has ended, and the text was put in once (not again by the end event).
+    await waitFor(() => expect(view.queryByTestId("voice-input")).toBeNull());
     expect(composer.value).toBe("Note: remind me at noon");
-    expect(view.queryByTestId("voice-input")).toBeNull();
     expect(view.queryAllByTestId("message-user")).toHaveLength(0);
   });
 });

@@ -272,6 +272,12 @@ async pendingCapture() : Promise<Result<PendingCapture, AppError>> {
 }
 },
 /**
+ * The selection page has drawn the screenshot (or an error): show its window.
+ */
+async showSelection() : Promise<void> {
+    await TAURI_INVOKE("show_selection");
+},
+/**
  * Closes the selection window without reading anything (Esc).
  */
 async cancelCapture() : Promise<void> {

@@ -193,14 +193,7 @@ impl Pulse {
     }
 
     fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.env("XDG_RUNTIME_DIR", self.runtime.path())
-            .env("HOME", self.runtime.path())
-            .env(
-                "PULSE_SERVER",
-                format!("unix:{}/pulse/native", self.runtime.path().display()),
-            );
-        c
+        pulse_cmd(self.runtime.path(), program)
     }
 
     fn pactl(&self, args: &[&str]) {
@@ -220,15 +213,30 @@ impl Pulse {
         );
     }
 
-    /// Writes audio into the virtual microphone in real time (then silence) until `until`
-    /// says stop. The pipe source stalls without a steady stream, so silence keeps going.
+    /// Waits until something records from `source` (a program opened the device).
+    fn wait_for_recording(&self, source: &str) {
+        let started = Instant::now();
+        while recording_streams(self.runtime.path(), source) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "nothing recorded from {source} within 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Writes audio into the virtual microphone in real time until `until` says stop:
+    /// silence until a program records from it (what is said before that is lost, as with
+    /// a real microphone), then `audio`, then silence again (the pipe source stalls
+    /// without a steady stream).
     fn feed(
         &self,
         audio: Vec<u8>,
         until: impl Fn() -> bool + Send + 'static,
     ) -> std::thread::JoinHandle<()> {
-        let fifo = self.runtime.path().join("vmic.fifo");
+        let runtime = self.runtime.path().to_path_buf();
         std::thread::spawn(move || {
+            let fifo = runtime.join("vmic.fifo");
             let mut pipe = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
             let chunk = 3200; // 100 ms of 16 kHz s16le
             let started = Instant::now();
@@ -238,8 +246,11 @@ impl Pulse {
                 .map(<[u8]>::to_vec)
                 .collect::<Vec<_>>()
                 .into_iter();
-            while !until() && started.elapsed() < Duration::from_secs(180) {
-                let piece = data.next().unwrap_or_else(|| vec![0u8; chunk]);
+            let mut heard = false;
+            while !until() && started.elapsed() < Duration::from_secs(300) {
+                heard = heard || recording_streams(&runtime, "vmic") > 0;
+                let piece =
+                    if heard { data.next() } else { None }.unwrap_or_else(|| vec![0u8; chunk]);
                 if pipe.write_all(&piece).is_err() {
                     return;
                 }
@@ -277,25 +288,99 @@ impl Pulse {
         out
     }
 
-    /// Records what the virtual speaker plays into `raw` (16 kHz s16le) until stopped.
+    /// Records what the virtual speaker plays into `raw` (16 kHz s16le) until stopped;
+    /// returns once the recording stream is connected.
     fn record_speaker(&self, raw: &Path) -> Child {
-        self.cmd("parec")
+        let parec = self
+            .cmd("parec")
             .args([
                 "-d",
                 "vspk.monitor",
                 "--format=s16le",
                 "--rate=16000",
                 "--channels=1",
+                // Small fragments: what was recorded reaches the file at once.
+                "--latency-msec=20",
             ])
             .stdout(std::fs::File::create(raw).unwrap())
             .spawn()
-            .unwrap()
+            .unwrap();
+        self.wait_for_recording("vspk.monitor");
+        parec
     }
 }
 
-/// Stops a recording from [`Pulse::record_speaker`] and turns it into a WAV file.
+/// A command for the private PulseAudio whose runtime directory is `runtime`.
+fn pulse_cmd(runtime: &Path, program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.env("XDG_RUNTIME_DIR", runtime).env("HOME", runtime).env(
+        "PULSE_SERVER",
+        format!("unix:{}/pulse/native", runtime.display()),
+    );
+    c
+}
+
+/// How many streams record from the PulseAudio source `source` now (`pactl`).
+fn recording_streams(runtime: &Path, source: &str) -> usize {
+    let list = |what: &str| {
+        let out = pulse_cmd(runtime, "pactl")
+            .args(["list", "short", what])
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let sources = list("sources");
+    let Some(index) = sources.lines().find_map(|l| {
+        let mut fields = l.split('\t');
+        let index = fields.next()?;
+        (fields.next()? == source).then(|| index.to_owned())
+    }) else {
+        return 0;
+    };
+    list("source-outputs")
+        .lines()
+        .filter(|l| l.split('\t').nth(1) == Some(index.as_str()))
+        .count()
+}
+
+/// Whether a 20 ms window (320 samples) of raw s16le audio is above -46 dBFS.
+fn sounding(window: &[u8]) -> bool {
+    let samples = window.len() / 2;
+    let sum: f64 = window
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])).powi(2))
+        .sum();
+    samples > 0 && (sum / samples as f64).sqrt() / 32768.0 >= 0.005
+}
+
+/// Bytes of silence at the end of raw s16le audio (after its last sounding 20 ms window).
+fn trailing_silence(raw: &[u8]) -> usize {
+    const WINDOW: usize = 640;
+    let mut end = raw.len() - raw.len() % WINDOW;
+    while end >= WINDOW && !sounding(&raw[end - WINDOW..end]) {
+        end -= WINDOW;
+    }
+    raw.len() - end
+}
+
+/// Stops a recording from [`Pulse::record_speaker`] once it has caught up with the
+/// speaker (0.8 s of silence recorded after this call, after the last sound), and turns
+/// it into a WAV file.
 fn finish_recording(mut parec: Child, raw: &Path, wav: &Path) {
-    std::thread::sleep(Duration::from_millis(300));
+    const SILENCE: usize = 800 * 32; // bytes of 16 kHz s16le
+    let from = std::fs::metadata(raw).map_or(0, |m| m.len() as usize);
+    let started = Instant::now();
+    loop {
+        let bytes = std::fs::read(raw).unwrap_or_default();
+        if bytes.len() >= from + SILENCE && trailing_silence(&bytes) >= SILENCE {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the speaker recording did not catch up (no silence after 60 s)"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = parec.kill();
     let _ = parec.wait();
     let ok = Command::new("sox")
@@ -325,8 +410,9 @@ fn listen_hears_spoken_sentences_and_speak_round_trips() {
     let pulse = Pulse::start();
     let work = tempfile::tempdir().unwrap();
 
-    // The microphone: known sentences with pauses between them, after the start-up.
-    let mut audio = silence(3.0);
+    // The microphone: known sentences with pauses between them, once `baton listen`
+    // records (the feeder waits for that).
+    let mut audio = silence(0.5);
     for s in SENTENCES {
         audio.extend(speech(s, work.path()));
         audio.extend(silence(1.5));
@@ -373,7 +459,6 @@ fn listen_hears_spoken_sentences_and_speak_round_trips() {
     // Round trip: speak into the speaker, record its monitor, transcribe the recording.
     let recording = work.path().join("spoken.raw");
     let parec = pulse.record_speaker(&recording);
-    std::thread::sleep(Duration::from_millis(300));
     // whisper-base hears the Piper voice's "keeps your" as "Keits Your" at most clip
     // offsets (checked on files), so the sentence is one it hears at every offset.
     let said = "Please remind me to call the doctor tomorrow morning.";
@@ -408,8 +493,9 @@ fn voice_chat_hears_the_question_and_reads_the_answer_aloud() {
     .unwrap();
     let pulse = Pulse::start();
     let work = tempfile::tempdir().unwrap();
-    // The voice and the models load before the microphone opens: speak after that.
-    let mut audio = silence(4.0);
+    // The voice and the models load before the microphone opens; the feeder speaks once
+    // it records.
+    let mut audio = silence(0.5);
     // The question in the Piper voice: whisper-base hears espeak-ng's "capital of France"
     // as "capital on friends" whenever the clip starts 0.3 s later (checked on files).
     audio.extend(piper_speech(

@@ -148,7 +148,6 @@ async fn cancellation_token_stops_generation() {
             trigger.cancel();
         }
     };
-    let started = std::time::Instant::now();
     let response = engine
         .chat(
             request("tiny", vec![ChatMessage::user("go on forever")], 900),
@@ -162,10 +161,6 @@ async fn cancellation_token_stops_generation() {
         response.usage.completion_tokens < 900,
         "{:?}",
         response.usage
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "900 tokens at 5 ms would take 4.5 s"
     );
     // The same worker serves the next request.
     let pid = engine.loaded().await[0].pid;
@@ -328,7 +323,7 @@ async fn idle_models_are_unloaded_after_keep_alive_and_dead_workers_dropped() {
     let engine = engine_with(
         &[],
         LocalLlmConfig {
-            keep_alive: Duration::from_millis(300),
+            keep_alive: Duration::from_secs(2),
             health_interval: Duration::from_secs(3600),
             ..LocalLlmConfig::default()
         },
@@ -336,8 +331,14 @@ async fn idle_models_are_unloaded_after_keep_alive_and_dead_workers_dropped() {
     engine.load("tiny").await.unwrap();
     assert_eq!(engine.evict_idle().await, 0);
     // The background task (period = keep-alive) unloads it.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert!(engine.loaded().await.is_empty());
+    let started = std::time::Instant::now();
+    while !engine.loaded().await.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the idle model was not unloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     engine.shutdown().await;
 
@@ -348,8 +349,20 @@ async fn idle_models_are_unloaded_after_keep_alive_and_dead_workers_dropped() {
         .args(["-9", &pid.to_string()])
         .status()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(engine.check_workers().await, ["tiny"]);
+    // The health check finds the dead worker once the kernel has ended it.
+    let started = std::time::Instant::now();
+    let dropped = loop {
+        let dropped = engine.check_workers().await;
+        if !dropped.is_empty() {
+            break dropped;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the killed worker was not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(dropped, ["tiny"]);
     assert!(engine.loaded().await.is_empty());
     engine.shutdown().await;
 }

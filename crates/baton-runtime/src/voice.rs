@@ -88,8 +88,13 @@ pub struct ListenOptions {
     pub partials: bool,
 }
 
-/// How long an utterance in progress may go on after listening was stopped.
-const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(800);
+/// How much audio an utterance in progress may go on for after listening was stopped
+/// (counted in audio, so a busy machine that processes the microphone late still gets the
+/// words said just before the release).
+const STOP_GRACE_MS: u64 = 800;
+
+/// The longest wait for that audio (a microphone that stalls must not hold listening open).
+const STOP_GRACE_WALL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Messages from the microphone thread.
 enum Heard {
@@ -153,16 +158,27 @@ impl Runtime {
             use baton_speech::{ListenEvent, SegmentEvent};
             let mut in_speech = false;
             // When listening is stopped mid-utterance (push-to-talk released), the last
-            // word gets a moment to end in silence before the utterance is cut.
-            let mut cut_at: Option<std::time::Instant> = None;
+            // word gets STOP_GRACE_MS of audio to end in silence before the utterance is
+            // cut: (audio position, wall-clock limit) at which to cut.
+            let mut cut_at: Option<(u64, std::time::Instant)> = None;
+            let mut cut = false;
             loop {
                 if stop.is_cancelled() {
-                    if !in_speech {
+                    // Done once nothing is being said, or once the cut utterance's events
+                    // (its end, when it held enough speech) were passed on.
+                    if !in_speech || (cut && !listener.has_pending_events()) {
                         return;
                     }
-                    let cut = *cut_at.get_or_insert_with(|| std::time::Instant::now() + STOP_GRACE);
-                    if std::time::Instant::now() >= cut {
+                    let position = listener.segmenter().position_ms();
+                    let (at, latest) = *cut_at.get_or_insert_with(|| {
+                        (
+                            position + STOP_GRACE_MS,
+                            std::time::Instant::now() + STOP_GRACE_WALL,
+                        )
+                    });
+                    if !cut && (position >= at || std::time::Instant::now() >= latest) {
                         listener.end_utterance();
+                        cut = true;
                     }
                 }
                 let event = match listener.next_event(std::time::Duration::from_millis(100)) {

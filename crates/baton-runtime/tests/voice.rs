@@ -47,7 +47,6 @@ async fn a_killed_speech_worker_fails_one_utterance_and_the_next_is_transcribed(
         .args(["-9", &pid])
         .status()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(100));
     // The utterance holds the worker until it is finished or dropped.
     let err = match utterance.push(&second).await {
         Err(e) => {

@@ -225,6 +225,12 @@ impl Listener {
         }
     }
 
+    /// Whether events are queued that [`Listener::next_event`] returns without reading
+    /// more audio (after [`Listener::end_utterance`]: the utterance's end).
+    pub fn has_pending_events(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
     fn finish(&mut self) {
         let level = self.source.level();
         for event in self.segmenter.finish() {
@@ -287,6 +293,7 @@ mod tests {
         while let Some(e) = l.next_event(Duration::from_millis(100)).unwrap() {
             if !cut && l.segmenter().position_ms() >= 1_500 {
                 l.end_utterance();
+                assert!(l.has_pending_events(), "the cut utterance's end is queued");
                 cut = true;
             }
             if let ListenEvent::Segment {

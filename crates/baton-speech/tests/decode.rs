@@ -219,7 +219,8 @@ fn limits_are_checked_from_the_header_before_decoding() {
     let e = refused(&path);
     assert!(matches!(e, SpeechInputError::TooLong { .. }), "{e:?}");
     assert!(e.to_string().contains("4-hour"));
-    assert!(t.elapsed().as_millis() < 500, "refused from the header");
+    // Decoding a 4-hour file would take minutes; reading its header, a moment.
+    assert!(t.elapsed().as_secs() < 5, "refused from the header");
 
     // A sparse file over 2 GiB is refused by its size.
     let big = dir.path().join("big.wav");

@@ -393,7 +393,7 @@ impl Utterance<'_> {
         };
         self.request(request, |e| match e {
             SttEvent::Partial { id: got, text, ms } if got == id => {
-                tracing::debug!(ms, chars = text.len(), "partial text decoded");
+                tracing::info!(ms, chars = text.len(), "partial text decoded");
                 Some(Ok(text))
             }
             SttEvent::Error {
@@ -421,7 +421,7 @@ impl Utterance<'_> {
                 audio_ms,
                 ms,
             } if got == id => {
-                tracing::debug!(ms, audio_ms, "final text decoded");
+                tracing::info!(ms, audio_ms, "final text decoded");
                 Some(Ok(Transcript {
                     text,
                     language,

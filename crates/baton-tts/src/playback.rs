@@ -111,6 +111,13 @@ impl Player {
         !self.sink().empty()
     }
 
+    /// How far the buffer playing now has got. It starts at zero after [`Player::new`] and
+    /// [`Player::stop`]; when a buffer ends it keeps that buffer's length until the next one
+    /// starts.
+    pub fn position(&self) -> Duration {
+        self.sink().get_pos()
+    }
+
     /// Blocks until everything queued has played (or was stopped).
     pub fn wait_until_done(&self) {
         while self.is_playing() {

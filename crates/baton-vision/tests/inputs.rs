@@ -81,7 +81,7 @@ fn huge_images_are_refused_before_decoding() {
         "{e}"
     );
     // Refused from the header: no 1.6 GB buffer, no time spent decoding.
-    assert!(started.elapsed().as_millis() < 500);
+    assert!(started.elapsed().as_secs() < 5);
 }
 
 #[test]

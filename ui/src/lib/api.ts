@@ -111,6 +111,8 @@ export interface BatonApi {
   takePendingActions(): Promise<AppAction[]>;
   startCapture(): Promise<void>;
   pendingCapture(): Promise<PendingCapture>;
+  /** The selection page has drawn the screenshot (or its error): show its window. */
+  showSelection(): Promise<void>;
   cancelCapture(): Promise<void>;
   finishCapture(x: number, y: number, width: number, height: number): Promise<CaptureInfo>;
   listCaptures(query: string | null): Promise<CaptureSummaryInfo[]>;
@@ -169,6 +171,7 @@ export const tauriApi: BatonApi = {
   takePendingActions: () => commands.takePendingActions(),
   startCapture: () => commands.startCapture(),
   pendingCapture: () => unwrap(commands.pendingCapture()),
+  showSelection: () => commands.showSelection(),
   cancelCapture: () => commands.cancelCapture(),
   finishCapture: (x, y, width, height) => unwrap(commands.finishCapture(x, y, width, height)),
   listCaptures: (query) => unwrap(commands.listCaptures(query)),

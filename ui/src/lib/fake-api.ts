@@ -180,6 +180,7 @@ export function fakeApi(opts: FakeOptions = {}) {
     takePendingActions: async (): Promise<AppAction[]> => [],
     onAction: async () => () => {},
     startCapture: async () => {},
+    showSelection: async () => {},
     pendingCapture: async () => {
       throw new ApiError({ kind: "capture", message: "no screenshot in tests" });
     },
@@ -220,5 +221,7 @@ export function fakeApi(opts: FakeOptions = {}) {
       return () => (readHandler = null);
     },
   };
-  return { api, sessions, messages, ratings, sentModes, readAloud };
+  /** Whether the window has subscribed to voice input events (it does after loading). */
+  const subscribedToVoice = () => voiceHandler !== null;
+  return { api, sessions, messages, ratings, sentModes, readAloud, subscribedToVoice };
 }
