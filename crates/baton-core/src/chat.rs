@@ -99,6 +99,12 @@ pub struct SamplingParams {
     pub stop: Vec<String>,
     /// Seed for reproducible sampling.
     pub seed: Option<u64>,
+    /// Penalty (OpenAI's `presence_penalty`, -2..2) on tokens that already appeared.
+    pub presence_penalty: f32,
+    /// Penalty (OpenAI's `frequency_penalty`, -2..2) growing with how often a token appeared.
+    pub frequency_penalty: f32,
+    /// The shape the output must have (JSON, a JSON Schema, a grammar); `None`: free text.
+    pub format: Option<OutputFormat>,
 }
 
 impl Default for SamplingParams {
@@ -110,8 +116,33 @@ impl Default for SamplingParams {
             max_tokens: 512,
             stop: Vec::new(),
             seed: None,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            format: None,
         }
     }
+}
+
+/// A constraint on the generated text, enforced while sampling (local models) or asked of
+/// the endpoint (remote models, which are also validated afterwards).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// Any JSON object.
+    JsonObject,
+    /// JSON that matches a JSON Schema.
+    JsonSchema {
+        /// A name for the schema (OpenAI's `json_schema.name`).
+        #[serde(default)]
+        name: String,
+        /// The schema.
+        schema: serde_json::Value,
+    },
+    /// Text that matches a GBNF grammar (llama.cpp's grammar format, root rule `root`).
+    Grammar {
+        /// The grammar.
+        grammar: String,
+    },
 }
 
 /// A request for one chat completion.

@@ -23,7 +23,8 @@ pub mod vision;
 
 pub use breaker::{BreakerPolicy, BreakerState, CircuitBreaker};
 pub use chat::{
-    ChatEvent, ChatMessage, ChatRequest, ChatResponse, FinishReason, Role, SamplingParams, Usage,
+    ChatEvent, ChatMessage, ChatRequest, ChatResponse, FinishReason, OutputFormat, Role,
+    SamplingParams, Usage,
 };
 pub use engine::{CancellationToken, Engine, EngineHealth, EventSink};
 pub use ensemble::{MergeStrategy, OrchestrationEvent, RefineStop};

@@ -12,6 +12,7 @@
 mod captures;
 mod engines;
 mod error;
+mod eval;
 mod messages;
 mod models;
 mod open;
@@ -25,6 +26,7 @@ mod time;
 pub use captures::{Capture, CaptureSummary, NewCapture};
 pub use engines::EngineRecord;
 pub use error::StoreError;
+pub use eval::{summarize as summarize_eval, DomainQuality, EvalResult, EvalRun, EvalScore};
 pub use messages::{Message, NewMessage};
 pub use models::ModelRecord;
 pub use open::{Store, DATABASE_FILE};

@@ -448,3 +448,75 @@ async fn stats_ratings_engines_and_decisions() {
     assert!(store.remove_engine("ollama").await.unwrap());
     assert!(!store.remove_engine("ollama").await.unwrap());
 }
+
+#[tokio::test]
+async fn eval_results_summarise_per_domain_and_feed_routing() {
+    use baton_store::EvalResult;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).await.unwrap();
+    let result = |run_id, item: &str, domain: &str, model: &str, passed| EvalResult {
+        run_id,
+        set_name: "general".into(),
+        item_id: item.into(),
+        domain: domain.into(),
+        model: model.into(),
+        mode: "single".into(),
+        answered_by: Some(model.into()),
+        passed,
+        detail: String::new(),
+        answer: "Canberra".into(),
+        error: None,
+        latency_ms: 100,
+        completion_tokens: Some(3),
+        tokens_per_second: Some(20.0),
+        cost_usd: None,
+    };
+    let first = store
+        .create_eval_run(&["general".into()], &["a/single".into()], "2 cores")
+        .await
+        .unwrap();
+    for (item, domain, passed) in [
+        ("q1", "general", true),
+        ("q2", "general", false),
+        ("q3", "math", true),
+    ] {
+        store
+            .add_eval_result(&result(first, item, domain, "a", passed))
+            .await
+            .unwrap();
+    }
+    store.finish_eval_run(first, "done").await.unwrap();
+    // A later run re-measures q2: the latest result counts.
+    let second = store
+        .create_eval_run(&["general".into()], &["a/single".into()], "2 cores")
+        .await
+        .unwrap();
+    store
+        .add_eval_result(&result(second, "q2", "general", "a", true))
+        .await
+        .unwrap();
+    store.finish_eval_run(second, "done").await.unwrap();
+
+    let runs = store.eval_runs(10).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [second, first]
+    );
+    assert_eq!((runs[1].results, runs[1].status.as_str()), (3, "done"));
+    assert_eq!(store.eval_results(first).await.unwrap().len(), 3);
+    let scores = store.eval_scores().await.unwrap();
+    let general = scores.iter().find(|s| s.domain == "general").unwrap();
+    assert_eq!((general.passed, general.total), (2, 2));
+    let all = scores.iter().find(|s| s.domain == "all").unwrap();
+    assert_eq!((all.passed, all.total), (3, 3));
+    let quality = store.domain_quality().await.unwrap();
+    assert_eq!(quality[&("a".to_owned(), "math".to_owned())].total, 1);
+    // Results go with their run.
+    sqlx_delete_run(&store, first).await;
+    assert_eq!(store.eval_runs(10).await.unwrap().len(), 1);
+}
+
+async fn sqlx_delete_run(store: &Store, id: i64) {
+    store.delete_eval_run(id).await.unwrap();
+    assert!(store.eval_results(id).await.unwrap().is_empty());
+}
