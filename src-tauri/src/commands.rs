@@ -217,10 +217,7 @@ pub async fn send_message(
         text,
         model: model.clone(),
     };
-    let options = AnswerOptions {
-        model,
-        mode: mode.into(),
-    };
+    let options = AnswerOptions::new(model, mode.into());
     let stream = Stream::open(&app, &state, &on_event).await;
     let result = rt
         .send_with(
@@ -252,10 +249,7 @@ pub async fn regenerate(
     let cancel = state.begin(&session_id)?;
     let session = SessionId(session_id.clone());
     let stream = Stream::open(&app, &state, &on_event).await;
-    let options = AnswerOptions {
-        model,
-        mode: mode.into(),
-    };
+    let options = AnswerOptions::new(model, mode.into());
     let result = rt
         .answer_with(
             &session,

@@ -356,7 +356,7 @@ test("desktop app end to end", { timeout: 480_000 }, async (t) => {
       await wd.waitForElement('[data-testid="voice-input"]', 10_000);
       await waitForRecording("vmic", 20_000);
       const said = mic.say(speech(question));
-      await wd.waitForElement('[data-testid="voice-partial"]', 30_000);
+      await wd.waitForElement('[data-testid="voice-partial"]', 120_000);
       shot("19-push-to-talk-partial");
       // Released as soon as the last word is in the microphone, as a person lets go: the
       // app keeps listening for a moment of audio after the release.

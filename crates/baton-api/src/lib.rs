@@ -13,7 +13,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use baton_core::{CancellationToken, ChatEvent, ChatMessage, EngineError, FinishReason};
+use baton_core::{
+    CancellationToken, ChatEvent, ChatMessage, EngineError, FinishReason, SamplingOverrides,
+};
 use baton_runtime::{Runtime, RuntimeError};
 use serde::Deserialize;
 use serde_json::json;
@@ -224,7 +226,13 @@ async fn chat_completions(
     if !request.stream {
         let guard = CancelOnDrop(cancel.clone());
         let result = runtime
-            .complete(request.model, request.messages, &|_| {}, cancel)
+            .complete(
+                request.model,
+                request.messages,
+                SamplingOverrides::default(),
+                &|_| {},
+                cancel,
+            )
             .await;
         drop(guard);
         return match result {
@@ -261,7 +269,13 @@ async fn chat_completions(
             ChatEvent::Notice { .. } | ChatEvent::Restart { .. } => {}
         };
         match runtime
-            .complete(request.model, request.messages, &on_event, cancel)
+            .complete(
+                request.model,
+                request.messages,
+                SamplingOverrides::default(),
+                &on_event,
+                cancel,
+            )
             .await
         {
             Ok(r) => {

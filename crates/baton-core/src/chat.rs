@@ -123,6 +123,46 @@ impl Default for SamplingParams {
     }
 }
 
+/// Per-request sampling choices (an API request's fields, an evaluation's settings) laid
+/// over the configured [`SamplingParams`]; `None` keeps the configured value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplingOverrides {
+    /// Softmax temperature; 0 means greedy.
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass.
+    pub top_p: Option<f32>,
+    /// Maximum number of generated tokens.
+    pub max_tokens: Option<u32>,
+    /// Stop strings (replace the configured ones).
+    pub stop: Option<Vec<String>>,
+    /// Seed for reproducible sampling.
+    pub seed: Option<u64>,
+    /// Presence penalty.
+    pub presence_penalty: Option<f32>,
+    /// Frequency penalty.
+    pub frequency_penalty: Option<f32>,
+    /// Output format.
+    pub format: Option<OutputFormat>,
+}
+
+impl SamplingOverrides {
+    /// `base` with every set field replaced.
+    pub fn apply(&self, base: SamplingParams) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature.unwrap_or(base.temperature),
+            top_p: self.top_p.unwrap_or(base.top_p),
+            top_k: base.top_k,
+            max_tokens: self.max_tokens.unwrap_or(base.max_tokens),
+            stop: self.stop.clone().unwrap_or(base.stop),
+            seed: self.seed.or(base.seed),
+            presence_penalty: self.presence_penalty.unwrap_or(base.presence_penalty),
+            frequency_penalty: self.frequency_penalty.unwrap_or(base.frequency_penalty),
+            format: self.format.clone().or(base.format),
+        }
+    }
+}
+
 /// A constraint on the generated text, enforced while sampling (local models) or asked of
 /// the endpoint (remote models, which are also validated afterwards).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -270,6 +310,23 @@ mod tests {
     fn events_serialize_with_a_type_tag() {
         let json = serde_json::to_string(&ChatEvent::Token { text: "hi".into() }).unwrap();
         assert_eq!(json, r#"{"type":"token","text":"hi"}"#);
+    }
+
+    #[test]
+    fn overrides_replace_only_what_they_set() {
+        let base = SamplingParams {
+            stop: vec!["END".into()],
+            ..SamplingParams::default()
+        };
+        let o = SamplingOverrides {
+            max_tokens: Some(16),
+            temperature: Some(0.0),
+            ..SamplingOverrides::default()
+        };
+        let p = o.apply(base.clone());
+        assert_eq!((p.max_tokens, p.temperature), (16, 0.0));
+        assert_eq!((p.top_p, p.stop.clone()), (base.top_p, base.stop.clone()));
+        assert_eq!(SamplingOverrides::default().apply(base.clone()), base);
     }
 
     #[test]

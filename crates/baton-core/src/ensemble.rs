@@ -216,6 +216,10 @@ const JUDGE_EXAMPLES: [(&str, &str, &str); 3] = [
     ),
 ];
 
+/// The grammar (GBNF) a local judge's reply is sampled under: exactly `Score: N` with N
+/// from 0 to 10, so the score always parses and is always in range.
+pub const JUDGE_GRAMMAR: &str = r#"root ::= "Score: " ("10" | [0-9])"#;
+
 /// The conversation asking a judge to score an answer from 0 to 10 (few-shot).
 pub fn judge_messages(question: &str, answer: &str) -> Vec<ChatMessage> {
     let mut messages = vec![ChatMessage::system(

@@ -24,7 +24,7 @@ pub mod vision;
 pub use breaker::{BreakerPolicy, BreakerState, CircuitBreaker};
 pub use chat::{
     ChatEvent, ChatMessage, ChatRequest, ChatResponse, FinishReason, OutputFormat, Role,
-    SamplingParams, Usage,
+    SamplingOverrides, SamplingParams, Usage,
 };
 pub use engine::{CancellationToken, Engine, EngineHealth, EventSink};
 pub use ensemble::{MergeStrategy, OrchestrationEvent, RefineStop};

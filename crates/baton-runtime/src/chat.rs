@@ -13,7 +13,7 @@ use baton_store::{Message, ModelRun, NewMessage, RunStatus};
 use std::time::Instant;
 use tracing::Instrument;
 
-pub use crate::orchestrate::{AnswerOptions, Mode, ProgressSink};
+pub use crate::orchestrate::{Answer, AnswerOptions, Mode, ProgressSink};
 
 /// One turn the person starts: text for a session, optionally with a chosen model.
 #[derive(Debug, Clone)]
@@ -50,10 +50,7 @@ impl Runtime {
         on_event: EventSink<'_>,
         cancel: CancellationToken,
     ) -> Result<TurnOutcome, RuntimeError> {
-        let options = AnswerOptions {
-            model: turn.model.clone(),
-            mode: Mode::Single,
-        };
+        let options = AnswerOptions::new(turn.model.clone(), Mode::Single);
         self.send_with(turn, options, on_event, &|_| {}, cancel)
             .await
     }
@@ -102,10 +99,7 @@ impl Runtime {
         on_event: EventSink<'_>,
         cancel: CancellationToken,
     ) -> Result<TurnOutcome, RuntimeError> {
-        let options = AnswerOptions {
-            model,
-            mode: Mode::Single,
-        };
+        let options = AnswerOptions::new(model, Mode::Single);
         self.answer_with(session, options, on_event, &|_| {}, cancel)
             .await
     }
@@ -135,7 +129,7 @@ impl Runtime {
         let result = self
             .orchestrate(
                 &request_id,
-                session,
+                Some(session),
                 &options,
                 messages,
                 on_event,
@@ -194,6 +188,7 @@ impl Runtime {
         model: &str,
         messages: Vec<ChatMessage>,
         session: Option<&SessionId>,
+        params: &SamplingParams,
         on_event: EventSink<'_>,
         cancel: CancellationToken,
         mode: Mode,
@@ -211,12 +206,7 @@ impl Runtime {
         }
         let mut request = ChatRequest::new(model, messages);
         request.session = session.cloned();
-        request.params = SamplingParams {
-            temperature: self.config.chat.temperature,
-            top_p: self.config.chat.top_p,
-            max_tokens: self.config.chat.max_tokens,
-            ..SamplingParams::default()
-        };
+        request.params = params.clone();
         let request_id = request.id.clone();
         let span = tracing::info_span!("chat", request = %request_id, model = %model, step = %step);
         let started = Instant::now();
@@ -275,6 +265,7 @@ impl Runtime {
         routed: bool,
         messages: Vec<ChatMessage>,
         session: Option<&SessionId>,
+        params: &SamplingParams,
         on_event: EventSink<'_>,
         on_progress: ProgressSink<'_>,
         cancel: CancellationToken,
@@ -293,6 +284,7 @@ impl Runtime {
                     model,
                     messages.clone(),
                     session,
+                    params,
                     &sink,
                     cancel.clone(),
                     Mode::Single,

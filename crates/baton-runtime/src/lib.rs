@@ -19,7 +19,7 @@ pub use config::{Config, ConfigError, DEFAULT_CONFIG_TOML};
 pub use engines::{AddEngine, EngineStatus};
 pub use fetch::{manifest, FetchProgress, FetchStage, ManifestModel};
 pub use models::{AddModel, Verification};
-pub use orchestrate::{AnswerOptions, Mode, ProgressSink};
+pub use orchestrate::{Answer, AnswerOptions, Mode, ProgressSink};
 pub use paths::Paths;
 pub use voice::{ListenOptions, VoiceEvent};
 

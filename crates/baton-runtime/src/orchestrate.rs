@@ -8,7 +8,8 @@ use baton_core::ensemble::{self, Ballot};
 use baton_core::routing::{self, Candidate, RouteQuery, RoutingDecision};
 use baton_core::{
     CancellationToken, ChatEvent, ChatMessage, ChatResponse, EngineError, EventSink, MergeStrategy,
-    OrchestrationEvent, RequestId, Role, SessionId, TaskKind,
+    OrchestrationEvent, OutputFormat, RequestId, Role, SamplingOverrides, SamplingParams,
+    SessionId, TaskKind,
 };
 use futures::future::join_all;
 use std::fmt;
@@ -59,6 +60,28 @@ pub struct AnswerOptions {
     pub model: Option<String>,
     /// How the answer is produced.
     pub mode: Mode,
+    /// Sampling choices for this answer over the configured ones.
+    pub sampling: SamplingOverrides,
+}
+
+impl AnswerOptions {
+    /// A model (or `auto`) in a mode, with the configured sampling.
+    pub fn new(model: Option<String>, mode: Mode) -> Self {
+        Self {
+            model,
+            mode,
+            sampling: SamplingOverrides::default(),
+        }
+    }
+}
+
+/// An answer produced without a session (the API, evaluations).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The kept answer.
+    pub response: ChatResponse,
+    /// The router's decision, when it chose.
+    pub routed: Option<RoutingDecision>,
 }
 
 /// Receives orchestration progress. Must not block.
@@ -254,12 +277,22 @@ impl Runtime {
         })
     }
 
+    /// The sampling of an answer: the configured values with `overrides` laid over them.
+    pub fn answer_params(&self, overrides: &SamplingOverrides) -> SamplingParams {
+        overrides.apply(SamplingParams {
+            temperature: self.config.chat.temperature,
+            top_p: self.config.chat.top_p,
+            max_tokens: self.config.chat.max_tokens,
+            ..SamplingParams::default()
+        })
+    }
+
     /// Plans and runs a turn in its mode. Returns the answer and the decision's id.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn orchestrate(
         &self,
         request: &RequestId,
-        session: &SessionId,
+        session: Option<&SessionId>,
         options: &AnswerOptions,
         messages: Vec<ChatMessage>,
         on_event: EventSink<'_>,
@@ -268,15 +301,17 @@ impl Runtime {
     ) -> Result<(ChatResponse, Option<i64>), RuntimeError> {
         let question = last_user_text(&messages);
         let plan = self
-            .plan(request, Some(session), options, &question, on_progress)
+            .plan(request, session, options, &question, on_progress)
             .await?;
+        let params = self.answer_params(&options.sampling);
         let response = match options.mode {
             Mode::Single => {
                 self.call_with_fallback(
                     &plan.chain,
                     plan.routed,
                     messages,
-                    Some(session),
+                    session,
+                    &params,
                     on_event,
                     on_progress,
                     cancel,
@@ -288,6 +323,7 @@ impl Runtime {
                     &plan.chain,
                     messages,
                     session,
+                    &params,
                     on_event,
                     on_progress,
                     cancel,
@@ -299,6 +335,7 @@ impl Runtime {
                     &plan.chain,
                     messages,
                     session,
+                    &params,
                     on_event,
                     on_progress,
                     cancel,
@@ -309,15 +346,17 @@ impl Runtime {
         Ok((response, plan.decision_id))
     }
 
-    /// A stateless completion (the local HTTP API): `model` `None` or `auto` is routed, the
-    /// chain falls back like a chat turn, runs are recorded, nothing is stored as a session.
-    pub async fn complete(
+    /// An answer without a session (the local HTTP API, evaluations): the model is routed
+    /// when `options.model` is `None` or `auto`, the mode runs as in a chat turn, runs and
+    /// routing decisions are recorded, nothing is stored as a conversation.
+    pub async fn answer_once(
         &self,
-        model: Option<String>,
+        options: &AnswerOptions,
         messages: Vec<ChatMessage>,
         on_event: EventSink<'_>,
+        on_progress: crate::ProgressSink<'_>,
         cancel: CancellationToken,
-    ) -> Result<ChatResponse, RuntimeError> {
+    ) -> Result<Answer, RuntimeError> {
         if messages.is_empty() {
             return Err(EngineError::InvalidRequest("`messages` is empty".into()).into());
         }
@@ -329,25 +368,48 @@ impl Runtime {
             ))
             .into());
         }
+        let routed = std::sync::Mutex::new(None);
+        let progress = |event: OrchestrationEvent| {
+            if let OrchestrationEvent::Routed { decision } = &event {
+                *routed.lock().expect("routed lock") = Some(decision.clone());
+            }
+            on_progress(event);
+        };
+        let (response, _) = self
+            .orchestrate(
+                &RequestId::new(),
+                None,
+                options,
+                messages,
+                on_event,
+                &progress,
+                cancel,
+            )
+            .await?;
+        let routed = routed.lock().expect("routed lock").take();
+        Ok(Answer { response, routed })
+    }
+
+    /// A stateless single-mode completion (the local HTTP API): `model` `None` or `auto` is
+    /// routed, the chain falls back like a chat turn, runs are recorded, nothing is stored
+    /// as a session.
+    pub async fn complete(
+        &self,
+        model: Option<String>,
+        messages: Vec<ChatMessage>,
+        sampling: SamplingOverrides,
+        on_event: EventSink<'_>,
+        cancel: CancellationToken,
+    ) -> Result<ChatResponse, RuntimeError> {
         let options = AnswerOptions {
             model,
             mode: Mode::Single,
+            sampling,
         };
-        let question = last_user_text(&messages);
-        let plan = self
-            .plan(&RequestId::new(), None, &options, &question, &|_| {})
-            .await?;
         Ok(self
-            .call_with_fallback(
-                &plan.chain,
-                plan.routed,
-                messages,
-                None,
-                on_event,
-                &|_| {},
-                cancel,
-            )
-            .await?)
+            .answer_once(&options, messages, on_event, &|_| {}, cancel)
+            .await?
+            .response)
     }
 
     /// Names every model a request may ask for: registered local models, then remote ones.
@@ -381,7 +443,8 @@ impl Runtime {
         round: u32,
         mode: Mode,
         messages: Vec<ChatMessage>,
-        session: &SessionId,
+        session: Option<&SessionId>,
+        params: &SamplingParams,
         on_progress: crate::ProgressSink<'_>,
         cancel: CancellationToken,
         deadline: Option<Duration>,
@@ -396,7 +459,8 @@ impl Runtime {
         let call = self.call(
             model,
             messages,
-            Some(session),
+            session,
+            params,
             &|_| {},
             child.clone(),
             mode,
@@ -448,7 +512,9 @@ impl Runtime {
     }
 
     /// Asks `judge` to score `answer`, a second time when the first reply holds no usable
-    /// score (small judges wander); `None` when neither does.
+    /// score; `None` when neither does. Local judges are sampled under
+    /// [`ensemble::JUDGE_GRAMMAR`], so their reply is always `Score: N` with N in 0..=10;
+    /// remote ones are asked the same way and their reply is parsed.
     #[allow(clippy::too_many_arguments)]
     async fn judge(
         &self,
@@ -457,10 +523,18 @@ impl Runtime {
         answer: &str,
         round: u32,
         mode: Mode,
-        session: &SessionId,
+        session: Option<&SessionId>,
         on_progress: crate::ProgressSink<'_>,
         cancel: CancellationToken,
     ) -> Option<f64> {
+        let params = SamplingParams {
+            temperature: 0.0,
+            max_tokens: 8,
+            format: Some(OutputFormat::Grammar {
+                grammar: ensemble::JUDGE_GRAMMAR.into(),
+            }),
+            ..SamplingParams::default()
+        };
         for _ in 0..2 {
             let score = self
                 .step(
@@ -470,6 +544,7 @@ impl Runtime {
                     mode,
                     ensemble::judge_messages(question, answer),
                     session,
+                    &params,
                     on_progress,
                     cancel.clone(),
                     None,
@@ -493,11 +568,13 @@ impl Runtime {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn fan_out(
         &self,
         chain: &[String],
         messages: Vec<ChatMessage>,
-        session: &SessionId,
+        session: Option<&SessionId>,
+        params: &SamplingParams,
         on_event: EventSink<'_>,
         on_progress: crate::ProgressSink<'_>,
         cancel: CancellationToken,
@@ -518,6 +595,7 @@ impl Runtime {
                 Mode::FanOut,
                 messages.clone(),
                 session,
+                params,
                 on_progress,
                 cancel.clone(),
                 Some(deadline),
@@ -630,11 +708,13 @@ impl Runtime {
         Ok(response)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn refine(
         &self,
         chain: &[String],
         messages: Vec<ChatMessage>,
-        session: &SessionId,
+        session: Option<&SessionId>,
+        params: &SamplingParams,
         on_event: EventSink<'_>,
         on_progress: crate::ProgressSink<'_>,
         cancel: CancellationToken,
@@ -660,6 +740,7 @@ impl Runtime {
                 mode,
                 messages,
                 session,
+                params,
                 on_progress,
                 cancel.clone(),
                 None,
@@ -705,6 +786,7 @@ impl Runtime {
                         mode,
                         ensemble::critique_messages(&question, &current),
                         session,
+                        params,
                         on_progress,
                         cancel.clone(),
                         None,
@@ -723,6 +805,7 @@ impl Runtime {
                     mode,
                     ensemble::revise_messages(&question, &current, &critiques),
                     session,
+                    params,
                     on_progress,
                     cancel.clone(),
                     None,

@@ -81,10 +81,7 @@ async fn ask(
         text: text.into(),
         model: model.map(str::to_owned),
     };
-    let options = AnswerOptions {
-        model: model.map(str::to_owned),
-        mode,
-    };
+    let options = AnswerOptions::new(model.map(str::to_owned), mode);
     rt.send_with(
         turn,
         options,

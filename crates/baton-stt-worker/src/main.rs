@@ -91,6 +91,7 @@ fn run(args: &Args) -> Result<()> {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4))),
         draft: args.draft,
+        abort: None,
     };
     if !args.verbose {
         whisper_rs::install_logging_hooks();

@@ -7,6 +7,8 @@ use baton_stt::protocol::{
 };
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 /// The longest utterance kept in memory: 4 hours of 16 kHz audio (~920 MB as f32).
@@ -26,6 +28,98 @@ fn error(id: Option<&str>, message: String) {
     });
 }
 
+/// What the reader thread shares with the decoding loop: the utterance being decoded, the
+/// flag that stops its decode, and the cancels read but not yet handled (a `cancel` that
+/// arrives before its utterance's decode has started must still stop it).
+#[derive(Default)]
+struct Decoding {
+    id: Mutex<Option<String>>,
+    abort: Arc<AtomicBool>,
+    pending_cancels: Mutex<HashMap<String, usize>>,
+    /// stdin has closed: Baton went away, nothing more is wanted.
+    closed: AtomicBool,
+}
+
+impl Decoding {
+    /// A decode of `id` starts; returns its abort flag (already set when a cancel for `id`
+    /// is waiting behind it).
+    fn start(&self, id: &str) -> Arc<AtomicBool> {
+        let cancelled = self
+            .pending_cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(id);
+        *self.id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.to_owned());
+        let closed = self.closed.load(Ordering::SeqCst);
+        self.abort.store(cancelled || closed, Ordering::SeqCst);
+        self.abort.clone()
+    }
+
+    fn end(&self) {
+        *self.id.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The reader saw `cancel` for `id`: stop its decode if it runs, and remember it until
+    /// the decoding loop reaches that cancel.
+    fn cancel_read(&self, id: &str) {
+        *self
+            .pending_cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_owned())
+            .or_default() += 1;
+        self.abort(Some(id));
+    }
+
+    /// The decoding loop reached a `cancel` for `id`.
+    fn cancel_handled(&self, id: &str) {
+        let mut pending = self
+            .pending_cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = pending.get_mut(id) {
+            *n -= 1;
+            if *n == 0 {
+                pending.remove(id);
+            }
+        }
+    }
+
+    /// Stops the decode of `id` (any decode when `None`) if one runs.
+    fn abort(&self, id: Option<&str>) {
+        let current = self.id.lock().unwrap_or_else(|p| p.into_inner());
+        if current.is_some() && (id.is_none() || current.as_deref() == id) {
+            self.abort.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Reads requests on its own thread, so that a `cancel` for the utterance being decoded
+/// stops that decode (whisper.cpp checks between its passes and tokens), and the end of
+/// stdin (Baton went away) ends the process at once.
+fn read_requests(decoding: Arc<Decoding>) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            if let Ok(SttRequest::Cancel { id }) = serde_json::from_str::<SttRequest>(&line) {
+                decoding.cancel_read(&id);
+            }
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+        // Baton went away (or asked the worker to end): nobody can receive what is still
+        // being decoded, and whisper.cpp's encoder pass cannot be interrupted, so end the
+        // process now instead of decoding on as an orphan.
+        decoding.closed.store(true, Ordering::SeqCst);
+        decoding.abort(None);
+        std::process::exit(0);
+    });
+    rx
+}
+
 /// Serves requests until stdin closes.
 pub fn run() -> anyhow::Result<()> {
     let mut ctx: Option<whisper_rs::WhisperContext> = None;
@@ -36,9 +130,8 @@ pub fn run() -> anyhow::Result<()> {
     // (it doubled the final text's latency, 8.1 s instead of 4.0 s for a 2.5 s utterance
     // with whisper-base on 2 threads), and partial text cannot afford it at all.
     let mut detected: Option<String> = None;
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let line = line?;
+    let decoding = Arc::new(Decoding::default());
+    for line in read_requests(decoding.clone()) {
         if line.trim().is_empty() {
             continue;
         }
@@ -88,6 +181,7 @@ pub fn run() -> anyhow::Result<()> {
                 None => error(Some(&id), "audio chunk is not base64 f32 samples".into()),
             },
             SttRequest::Cancel { id } => {
+                decoding.cancel_handled(&id);
                 buffers.remove(&id);
             }
             SttRequest::Partial { id, language } | SttRequest::Finish { id, language }
@@ -105,13 +199,17 @@ pub fn run() -> anyhow::Result<()> {
                 let text = if samples.len() < SAMPLE_RATE as usize / 4 || language.is_none() {
                     String::new()
                 } else {
-                    match decode(
+                    let abort = decoding.start(&id);
+                    let decoded = decode(
                         ctx.as_ref().expect("checked"),
                         samples,
                         language,
                         threads,
                         true,
-                    ) {
+                        abort,
+                    );
+                    decoding.end();
+                    match decoded {
                         Ok(t) => t.text,
                         Err(e) => {
                             error(Some(&id), e);
@@ -134,13 +232,17 @@ pub fn run() -> anyhow::Result<()> {
                 let started = Instant::now();
                 let language = language.or_else(|| detected.clone());
                 let auto = language.is_none();
-                match decode(
+                let abort = decoding.start(&id);
+                let decoded = decode(
                     ctx.as_ref().expect("checked"),
                     &samples,
                     language,
                     threads,
                     false,
-                ) {
+                    abort,
+                );
+                decoding.end();
+                match decoded {
                     Ok(t) => {
                         if auto && t.language.is_some() {
                             detected = t.language.clone();
@@ -176,6 +278,7 @@ fn decode(
     language: Option<String>,
     threads: usize,
     draft: bool,
+    abort: Arc<AtomicBool>,
 ) -> Result<transcribe::Transcript, String> {
     let language = match language {
         Some(l) => transcribe::parse_language(&l).map_err(|e| format!("{e:#}"))?,
@@ -185,6 +288,7 @@ fn decode(
         language,
         threads,
         draft,
+        abort: Some(abort),
     };
     transcribe::transcribe(ctx, samples, &options).map_err(|e| format!("{e:#}"))
 }

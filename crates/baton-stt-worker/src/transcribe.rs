@@ -2,6 +2,8 @@
 
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext};
 
 /// How to transcribe.
@@ -15,6 +17,9 @@ pub struct Options {
     /// there is (about 4x faster for a few seconds of speech) instead of the 30 s window
     /// the model was trained on, which costs accuracy, so final text never uses it.
     pub draft: bool,
+    /// Set to stop a decode early (the request was cancelled or Baton went away); the
+    /// decode then fails with "aborted".
+    pub abort: Option<Arc<AtomicBool>>,
 }
 
 /// Encoder positions per second of audio (whisper: 1500 for 30 s).
@@ -55,6 +60,12 @@ pub fn parse_language(lang: &str) -> Result<Option<String>> {
     Ok(Some(lang))
 }
 
+/// whisper.cpp's abort callback: true stops the decode. `data` is an `AtomicBool`.
+unsafe extern "C" fn abort_requested(data: *mut std::ffi::c_void) -> bool {
+    // SAFETY: `transcribe` passes a pointer to an `AtomicBool` that outlives the decode.
+    unsafe { (*(data as *const AtomicBool)).load(Ordering::SeqCst) }
+}
+
 /// Transcribes `samples` (16 kHz, mono, [-1, 1]) with the model in `ctx`.
 pub fn transcribe(ctx: &WhisperContext, samples: &[f32], options: &Options) -> Result<Transcript> {
     if samples.is_empty() {
@@ -76,10 +87,32 @@ pub fn transcribe(ctx: &WhisperContext, samples: &[f32], options: &Options) -> R
         // One second of margin: whisper misreads audio that fills its window to the edge.
         let ctx = ((seconds + 1.0) * AUDIO_CTX_PER_SECOND).ceil() as i32;
         params.set_audio_ctx(ctx.min(1500));
+        // A draft is replaced a moment later: one pass, no retries at higher temperatures
+        // (whisper.cpp's fallback decodes up to six times when a pass looks unsure, which
+        // on a busy machine kept a partial decode going for minutes).
+        params.set_temperature_inc(0.0);
+        params.set_single_segment(true);
     }
-    state
-        .full(params, samples)
-        .context("whisper.cpp failed to transcribe the audio")?;
+    if let Some(abort) = &options.abort {
+        // whisper-rs 0.16's `set_abort_callback_safe` hands whisper.cpp a pointer to a boxed
+        // trait object but reads it back as the closure's own type, so the flag it reads is
+        // garbage (every decode aborted at once): the raw callback reads the flag directly.
+        // SAFETY: the pointer is the `AtomicBool` inside `options.abort`, which `options`
+        // keeps alive until `state.full` below has returned; the callback only loads it.
+        unsafe {
+            params.set_abort_callback(Some(abort_requested));
+            params.set_abort_callback_user_data(Arc::as_ptr(abort) as *mut std::ffi::c_void);
+        }
+    }
+    let result = state.full(params, samples);
+    if options
+        .abort
+        .as_ref()
+        .is_some_and(|a| a.load(Ordering::SeqCst))
+    {
+        bail!("aborted");
+    }
+    result.context("whisper.cpp failed to transcribe the audio")?;
     let language = match &options.language {
         Some(l) => Some(l.clone()),
         None => whisper_rs::get_lang_str(state.full_lang_id_from_state()).map(str::to_owned),

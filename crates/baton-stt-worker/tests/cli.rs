@@ -165,3 +165,98 @@ fn unknown_language_is_refused() {
     );
     assert_clean_failure(&out, &["unknown language", "klingon"]);
 }
+
+/// `--serve` with whisper-base (fetched by `make test` into the shared test-model cache):
+/// a `cancel` for the utterance being decoded stops that decode (an "aborted" error instead
+/// of its text; whisper.cpp checks between its encoder pass and each token), and when
+/// stdin closes mid-decode the worker exits instead of decoding on as an orphan.
+#[test]
+fn serve_stops_a_decode_on_cancel_and_exits_when_stdin_closes() {
+    use baton_stt::protocol::{encode_samples, SttEvent, SttRequest};
+    use std::io::{BufRead, BufReader, Write};
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let model = home.join(".cache/baton/test-models/ggml-base.bin");
+    if !model.exists() {
+        eprintln!(
+            "skipped: {} is missing (make test fetches it)",
+            model.display()
+        );
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_baton-stt-worker"))
+        .arg("--serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the worker");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut events = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut send = |r: &SttRequest| {
+        let line = serde_json::to_string(r).unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    };
+    let mut next = || -> SttEvent {
+        let line = events.next().expect("an event").expect("a line");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    send(&SttRequest::Hello {
+        version: baton_stt::protocol::PROTOCOL_VERSION,
+    });
+    assert!(matches!(next(), SttEvent::Ready { .. }));
+    send(&SttRequest::Load {
+        model: model.display().to_string(),
+        threads: 1,
+    });
+    assert!(matches!(next(), SttEvent::Loaded { .. }));
+    // 25 s of a noisy tone: whisper-base needs seconds to decode it on one thread.
+    let samples: Vec<f32> = (0..25 * 16_000u64)
+        .map(|i| ((i as f32 * 0.07).sin() * 0.3) + ((i * 7919 % 1000) as f32 / 5000.0 - 0.1))
+        .collect();
+    send(&SttRequest::Audio {
+        id: "u1".into(),
+        samples: encode_samples(&samples),
+    });
+    send(&SttRequest::Finish {
+        id: "u1".into(),
+        language: Some("en".into()),
+    });
+    send(&SttRequest::Cancel { id: "u1".into() });
+    let t = std::time::Instant::now();
+    match next() {
+        SttEvent::Error { id, message } => {
+            assert_eq!(id.as_deref(), Some("u1"));
+            assert!(message.contains("aborted"), "{message}");
+        }
+        other => panic!("expected the decode to be aborted, got {other:?}"),
+    }
+    eprintln!("the cancelled decode ended after {} ms", t.elapsed().as_millis());
+    // The worker still serves, and a second decode interrupted by the end of stdin ends
+    // the process.
+    send(&SttRequest::Ping { id: "p".into() });
+    assert!(matches!(next(), SttEvent::Pong { .. }));
+    send(&SttRequest::Audio {
+        id: "u2".into(),
+        samples: encode_samples(&samples),
+    });
+    send(&SttRequest::Finish {
+        id: "u2".into(),
+        language: Some("en".into()),
+    });
+    drop(stdin);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            eprintln!("exited {} ms after stdin closed", started.elapsed().as_millis());
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the worker did not exit after stdin closed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}

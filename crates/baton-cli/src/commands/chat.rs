@@ -166,7 +166,7 @@ async fn ask(
         text: question.to_owned(),
         model: model.clone(),
     };
-    let options = AnswerOptions { model, mode };
+    let options = AnswerOptions::new(model, mode);
     let result = runtime
         .send_with(turn, options, &on_event, &on_progress, ctrl_c.token())
         .await;
