@@ -4,14 +4,25 @@
 //! stdout carries protocol lines only; all logs go to stderr (`BATON_LOG` or `RUST_LOG`
 //! filter, default `info`). Threads: the main thread reads stdin, answers `ping`, `stats`
 //! and `cancel` at once (even mid-generation) and queues `load`/`unload`/`chat` for the
-//! engine thread, which owns the model and its KV cache. Cancellation is an atomic flag per
-//! request, checked between tokens.
+//! engine thread, which owns the model and its KV cache and serves up to `n_parallel` chats
+//! at once (see [`engine`]). Cancellation is an atomic flag per request, checked every step.
+//!
+//! Modes for people (not the runtime): `--bench-direct` (the reference loop of `baton bench
+//! llm`), `--schema-check` (random JSON-schema requests through the engine, each output
+//! validated) and `--bench-parallel` (aggregate speed of concurrent requests), both in
+//! [`harness`].
 
 #![warn(missing_docs)]
 
 mod bench;
 mod engine;
+mod format;
+mod gbnf;
+mod harness;
 mod prompt;
+mod sampling;
+#[allow(dead_code)]
+mod schema_gen;
 mod text;
 
 use anyhow::Context as _;
@@ -24,27 +35,66 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
+/// Where events go.
+pub enum Output {
+    /// Protocol lines on stdout (the worker process).
+    Stdout(std::io::Stdout),
+    /// A channel (the in-process harness).
+    Channel(mpsc::Sender<WorkerEvent>),
+}
+
 /// State shared by the reader and the engine thread.
 pub struct Shared {
-    out: Mutex<std::io::Stdout>,
+    out: Mutex<Output>,
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
     /// Counters reported by `stats`.
     pub stats: Mutex<WorkerStats>,
 }
 
 impl Shared {
-    /// Write one event line to stdout.
-    pub fn emit(&self, event: &WorkerEvent) {
-        let line = to_line(event);
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        if out
-            .write_all(line.as_bytes())
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            // The supervisor is gone; nothing left to do.
-            std::process::exit(0);
+    /// State for a worker writing its events to `out`.
+    pub fn new(out: Output) -> Self {
+        let pid = std::process::id();
+        Self {
+            out: Mutex::new(out),
+            cancels: Mutex::new(HashMap::new()),
+            stats: Mutex::new(WorkerStats {
+                pid,
+                ..WorkerStats::default()
+            }),
         }
+    }
+
+    /// Write one event (a line on stdout, or into the harness's channel).
+    pub fn emit(&self, event: &WorkerEvent) {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *out {
+            Output::Stdout(stdout) => {
+                let line = to_line(event);
+                if stdout
+                    .write_all(line.as_bytes())
+                    .and_then(|()| stdout.flush())
+                    .is_err()
+                {
+                    // The supervisor is gone; nothing left to do.
+                    std::process::exit(0);
+                }
+            }
+            Output::Channel(tx) => {
+                let _ = tx.send(event.clone());
+            }
+        }
+    }
+
+    /// A cancel flag for a new request `id`; `None` when the id is already in use.
+    pub fn register(&self, id: &str) -> Option<Arc<AtomicBool>> {
+        let mut cancels = self.cancels.lock().unwrap_or_else(|p| p.into_inner());
+        if cancels.contains_key(id) {
+            return None;
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        cancels.insert(id.to_owned(), cancel.clone());
+        Some(cancel)
     }
 
     /// Emit an error event.
@@ -87,6 +137,8 @@ pub enum Job {
         chat_template: Option<String>,
         /// CPU threads.
         n_threads: Option<u32>,
+        /// Slots (0: 1).
+        n_parallel: u32,
     },
     /// Unload the model.
     Unload {
@@ -105,6 +157,15 @@ it is not meant to be run by hand. Logs go to stderr (filter: BATON_LOG or RUST_
 Options:
   --version   print the worker and protocol versions
   --help      print this text
+
+Tools (run by hand):
+  --bench-direct MODEL.gguf [--threads N] [--prompt TEXT] [--tokens N]
+      the reference decode loop of `baton bench llm`
+  --schema-check MODEL.gguf [--count N] [--seed N] [--parallel N] [--threads N]
+                 [--ctx N] [--max-tokens N] [--temperature T] [--verbose]
+      N requests constrained to random JSON schemas, each output parsed and validated
+  --bench-parallel MODEL.gguf [--levels 1,2,4,8] [--tokens N] [--threads N] [--ctx N]
+      aggregate decode speed of concurrent requests versus the same one after another
 ";
 
 fn main() {
@@ -124,6 +185,22 @@ fn main() {
                     std::process::exit(1);
                 }
                 return;
+            }
+            "--schema-check" | "--bench-parallel" => {
+                let args: Vec<String> = std::env::args().skip(2).collect();
+                let result = if arg == "--schema-check" {
+                    harness::schema_check(&args)
+                } else {
+                    harness::bench_parallel(&args)
+                };
+                match result {
+                    Ok(true) => return,
+                    Ok(false) => std::process::exit(1),
+                    Err(err) => {
+                        eprintln!("baton-llm-worker: {err:#}");
+                        std::process::exit(2);
+                    }
+                }
             }
             "--help" | "-h" => {
                 print!("{USAGE}");
@@ -155,14 +232,7 @@ fn run() -> anyhow::Result<()> {
         .context("cannot initialise the llama.cpp backend")?;
 
     let pid = std::process::id();
-    let shared = Arc::new(Shared {
-        out: Mutex::new(std::io::stdout()),
-        cancels: Mutex::new(HashMap::new()),
-        stats: Mutex::new(WorkerStats {
-            pid,
-            ..WorkerStats::default()
-        }),
-    });
+    let shared = Arc::new(Shared::new(Output::Stdout(std::io::stdout())));
     shared.emit(&WorkerEvent::Hello {
         protocol_version: PROTOCOL_VERSION,
         pid,
@@ -291,6 +361,7 @@ fn dispatch(shared: &Shared, tx: &mpsc::Sender<Job>, request: WorkerRequest) -> 
             n_gpu_layers,
             chat_template,
             n_threads,
+            n_parallel,
         } => Job::Load {
             id,
             path,
@@ -298,6 +369,7 @@ fn dispatch(shared: &Shared, tx: &mpsc::Sender<Job>, request: WorkerRequest) -> 
             n_gpu_layers,
             chat_template,
             n_threads,
+            n_parallel,
         },
         WorkerRequest::Unload { id } => Job::Unload { id },
         WorkerRequest::Chat {
@@ -306,18 +378,14 @@ fn dispatch(shared: &Shared, tx: &mpsc::Sender<Job>, request: WorkerRequest) -> 
             params,
             session,
         } => {
-            let cancel = Arc::new(AtomicBool::new(false));
-            let mut cancels = shared.cancels.lock().unwrap_or_else(|p| p.into_inner());
-            if cancels.contains_key(&id) {
-                drop(cancels);
+            let Some(cancel) = shared.register(&id) else {
                 shared.error(
                     Some(&id),
                     ErrorKind::BadRequest,
                     format!("request id {id} is already in use"),
                 );
                 return true;
-            }
-            cancels.insert(id.clone(), cancel.clone());
+            };
             Job::Chat(engine::ChatJob {
                 id,
                 messages,

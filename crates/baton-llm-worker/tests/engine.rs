@@ -385,3 +385,74 @@ async fn missing_worker_binary_is_a_clear_error() {
     );
     assert!(engine.health().await.is_err());
 }
+
+#[tokio::test]
+async fn concurrent_chats_share_one_worker() {
+    let engine = engine();
+    let prompts = ["hello", "what is the capital of france", "water", "paris"];
+    let sink = |_: ChatEvent| {};
+    let chats = prompts.map(|p| {
+        engine.chat(
+            request("tiny", vec![ChatMessage::user(p)], 24),
+            &sink,
+            CancellationToken::new(),
+        )
+    });
+    let [a, b, c, d] = chats;
+    let (a, b, c, d) = tokio::join!(a, b, c, d);
+    for response in [a, b, c, d] {
+        let response = response.unwrap();
+        assert_eq!(response.usage.completion_tokens, 24);
+        assert_eq!(response.finish_reason, FinishReason::Length);
+    }
+    let loaded = engine.loaded().await;
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].info.n_parallel, baton_llm::DEFAULT_N_PARALLEL);
+    let stats = engine.stats("tiny").await.unwrap();
+    assert_eq!((stats.requests, stats.tokens_generated), (4, 96));
+    engine.shutdown().await;
+}
+
+/// A request queued behind a long one waits longer than the token timeout without the
+/// worker being taken for hung: the queue has its own limit.
+#[tokio::test]
+async fn queued_requests_wait_beyond_the_token_timeout() {
+    let engine = engine_with(
+        &[],
+        LocalLlmConfig {
+            n_parallel: 1,
+            token_timeout: Duration::from_millis(1500),
+            worker_env: vec![("BATON_LLM_WORKER_TEST_DELAY_MS".into(), "10".into())],
+            ..LocalLlmConfig::default()
+        },
+    );
+    engine.load("tiny").await.unwrap();
+    let pid = engine.loaded().await[0].pid;
+    let sink = |_: ChatEvent| {};
+    let long = engine.chat(
+        request("tiny", vec![ChatMessage::user("a long story")], 300),
+        &sink,
+        CancellationToken::new(),
+    );
+    let short = async {
+        // Let the long one start first.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        engine
+            .chat(
+                request("tiny", vec![ChatMessage::user("hi")], 4),
+                &sink,
+                CancellationToken::new(),
+            )
+            .await
+    };
+    let (long, short) = tokio::join!(long, short);
+    let (long, short) = (long.unwrap(), short.unwrap());
+    assert_eq!(long.usage.completion_tokens, 300);
+    assert_eq!(short.usage.completion_tokens, 4);
+    assert!(
+        short.total_ms > 1500,
+        "the short request did not wait: {short:?}"
+    );
+    assert_eq!(engine.loaded().await[0].pid, pid);
+    engine.shutdown().await;
+}

@@ -11,6 +11,9 @@
 //! `~/.local/share/baton/models`.
 
 mod common;
+#[allow(dead_code)]
+#[path = "../src/schema_gen.rs"]
+mod schema_gen;
 
 use baton_core::{CancellationToken, ChatMessage, ChatRequest, Engine, SessionId};
 use baton_llm::{LocalLlmConfig, LocalLlmEngine, ModelSpec};
@@ -59,6 +62,9 @@ async fn smollm2_knows_the_capital_of_france() {
         LocalLlmConfig {
             worker_path: Some(common::WORKER.into()),
             n_threads,
+            // One slot: the "cold cache" turn below relies on the other request evicting
+            // the session's prefix (with several slots it would go to another slot).
+            n_parallel: 1,
             ..LocalLlmConfig::default()
         },
     );
@@ -213,4 +219,82 @@ async fn gemma_base_model_needs_a_template_override() {
     eprintln!("gemma (chatml override): {:?}", response.content);
     assert!(response.usage.completion_tokens > 0);
     engine.shutdown().await;
+}
+
+/// Qwen2.5-Coder-0.5B-Instruct (`baton models fetch qwen2.5-coder-0.5b-instruct`) answers
+/// requests constrained to random JSON schemas, four at a time, with JSON that validates.
+/// `baton-llm-worker --schema-check MODEL --count 200` runs the same on a larger scale.
+#[tokio::test]
+async fn qwen_outputs_follow_random_json_schemas() {
+    if !enabled() {
+        return;
+    }
+    let path = models_dir().join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    if !path.exists() {
+        eprintln!(
+            "skipped: {} missing (baton models fetch qwen2.5-coder-0.5b-instruct)",
+            path.display()
+        );
+        return;
+    }
+    let mut map = HashMap::new();
+    map.insert("qwen".to_owned(), ModelSpec::new(&path, 4096));
+    let engine = LocalLlmEngine::new(
+        Arc::new(map),
+        LocalLlmConfig {
+            worker_path: Some(common::WORKER.into()),
+            ..LocalLlmConfig::default()
+        },
+    );
+    let started = Instant::now();
+    let cases: Vec<serde_json::Value> = (0..12)
+        .map(|i| schema_gen::random_schema(&mut schema_gen::Rng::new(500 + i)))
+        .collect();
+    let chats = cases.iter().map(|schema| {
+        let mut request = ChatRequest::new(
+            "qwen",
+            vec![ChatMessage::user(format!(
+                "Fill in this JSON schema with realistic example values:\n{schema}"
+            ))],
+        );
+        request.params.temperature = 0.0;
+        request.params.max_tokens = 512;
+        request.params.format = Some(baton_core::OutputFormat::JsonSchema {
+            name: "case".into(),
+            schema: schema.clone(),
+        });
+        let engine = engine.clone();
+        async move {
+            engine
+                .chat(request, &|_| {}, CancellationToken::new())
+                .await
+        }
+    });
+    let responses = futures_join_all(chats.collect()).await;
+    for (schema, response) in cases.iter().zip(responses) {
+        let response = response.unwrap();
+        let value: serde_json::Value = serde_json::from_str(&response.content)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", response.content));
+        schema_gen::validate(schema, &value)
+            .unwrap_or_else(|why| panic!("{why}: {}\nschema: {schema}", response.content));
+    }
+    eprintln!(
+        "12 schema-constrained answers valid in {:?}",
+        started.elapsed()
+    );
+    engine.shutdown().await;
+}
+
+/// Await every future (spawned on the test's runtime so they run concurrently).
+async fn futures_join_all<F, T>(futures: Vec<F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.expect("task"));
+    }
+    out
 }

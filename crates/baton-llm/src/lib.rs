@@ -55,5 +55,5 @@ pub use gpu::{choose_gpu_layers, GpuReport};
 pub use protocol::{LoadedModel, WorkerStats, PROTOCOL_VERSION};
 pub use supervisor::{
     find_worker, FnResolver, LoadedModelStatus, LocalLlmConfig, LocalLlmEngine, ModelResolver,
-    ModelSpec, WORKER_BINARY, WORKER_ENV,
+    ModelSpec, DEFAULT_N_PARALLEL, WORKER_BINARY, WORKER_ENV,
 };

@@ -13,22 +13,36 @@
 //! A conversation, one line each:
 //!
 //! ```text
-//! <- {"type":"hello","protocol_version":1,"pid":4242,"worker_version":"0.1.0"}
-//! -> {"type":"hello","protocol_version":1}
-//! -> {"type":"load","id":"l1","path":"/m/smol.gguf","n_ctx":4096,"n_gpu_layers":0}
+//! <- {"type":"hello","protocol_version":2,"pid":4242,"worker_version":"0.1.0"}
+//! -> {"type":"hello","protocol_version":2}
+//! -> {"type":"load","id":"l1","path":"/m/smol.gguf","n_ctx":4096,"n_gpu_layers":0,"n_parallel":4}
 //! <- {"type":"loaded","id":"l1","metadata":{...}}
 //! -> {"type":"chat","id":"r1","messages":[...],"params":{...},"session":"s1"}
 //! <- {"type":"token","id":"r1","text":"Par","t_ms":41}
 //! -> {"type":"cancel","id":"r1"}
 //! <- {"type":"done","id":"r1","usage":{...},"finish_reason":"cancelled","text":"Par"}
 //! ```
+//!
+//! Parallel requests (version 2): a worker serves up to `n_parallel` chat requests at once
+//! (one llama.cpp sequence each, decoded together in one batch per step). Events of
+//! different requests interleave; each carries its request's id. A chat that finds every
+//! slot busy waits in a first-in-first-out queue: the worker says so with
+//! [`WorkerEvent::Queued`] and, once it starts, [`WorkerEvent::Admitted`].
+//!
+//! Changes in version 2: `load.n_parallel`, `loaded.metadata.n_parallel`, the `queued` and
+//! `admitted` events, and the slot and queue counters in [`WorkerStats`]. Chat requests
+//! may also carry `params.format` (JSON object, JSON schema, GBNF grammar) and the
+//! presence/frequency penalties of [`SamplingParams`], which the worker enforces.
 
 use baton_core::{ChatMessage, FinishReason, SamplingParams};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Version of this protocol. Worker and supervisor must agree exactly.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// Most parallel slots a worker accepts in [`WorkerRequest::Load`].
+pub const MAX_PARALLEL: u32 = 64;
 
 /// Longest request line the worker accepts, in bytes (16 MiB). Longer lines are answered
 /// with a [`ErrorKind::BadRequest`] error and skipped.
@@ -61,6 +75,11 @@ pub enum WorkerRequest {
         /// CPU threads for evaluation; absent: half the available cores (at least 1).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         n_threads: Option<u32>,
+        /// Chat requests served at once (slots, one llama.cpp sequence each; at most
+        /// [`MAX_PARALLEL`]). 0 or absent: 1. All slots share one KV cache of `n_ctx`
+        /// tokens, and each request may use up to `n_ctx` of it.
+        #[serde(default)]
+        n_parallel: u32,
     },
     /// Unload the model and free its memory. Answered by [`WorkerEvent::Unloaded`].
     Unload {
@@ -146,6 +165,22 @@ pub enum WorkerEvent {
         /// The unload request's id.
         id: String,
     },
+    /// The chat request waits: every slot is busy (it is in the worker's queue), or its
+    /// slot waits for room in the KV cache the slots share (also after it was preempted
+    /// mid-generation to make room). [`WorkerEvent::Admitted`] follows when it starts.
+    /// Waiting has no time limit in the worker; the supervisor applies its queue timeout.
+    Queued {
+        /// The chat request's id.
+        id: String,
+        /// Its place in line (1: next).
+        position: u32,
+    },
+    /// A waiting chat request starts (again) now (sent only after
+    /// [`WorkerEvent::Queued`]).
+    Admitted {
+        /// The chat request's id.
+        id: String,
+    },
     /// A piece of generated text.
     Token {
         /// The chat request's id.
@@ -206,6 +241,8 @@ impl WorkerEvent {
             WorkerEvent::Loaded { id, .. }
             | WorkerEvent::Unloaded { id }
             | WorkerEvent::Token { id, .. }
+            | WorkerEvent::Queued { id, .. }
+            | WorkerEvent::Admitted { id }
             | WorkerEvent::Done { id, .. }
             | WorkerEvent::Notice { id, .. }
             | WorkerEvent::Pong { id }
@@ -217,7 +254,11 @@ impl WorkerEvent {
     pub fn is_terminal(&self) -> bool {
         !matches!(
             self,
-            WorkerEvent::Token { .. } | WorkerEvent::Notice { .. } | WorkerEvent::Hello { .. }
+            WorkerEvent::Token { .. }
+                | WorkerEvent::Notice { .. }
+                | WorkerEvent::Hello { .. }
+                | WorkerEvent::Queued { .. }
+                | WorkerEvent::Admitted { .. }
         )
     }
 }
@@ -266,6 +307,9 @@ pub struct LoadedModel {
     pub n_ctx: u32,
     /// Layers offloaded to a GPU.
     pub n_gpu_layers: u32,
+    /// Chat requests served at once (slots sharing the `n_ctx`-token KV cache).
+    #[serde(default)]
+    pub n_parallel: u32,
     /// Whether a chat template is available (from the file or the override).
     pub has_chat_template: bool,
     /// Milliseconds the load took.
@@ -285,10 +329,24 @@ pub struct WorkerStats {
     pub tokens_generated: u64,
     /// Prompt tokens reused from the KV cache in total.
     pub cached_prompt_tokens: u64,
-    /// Tokens currently held in the KV cache.
+    /// Tokens currently held in the KV cache (all slots together).
     pub kv_tokens: u32,
     /// Whether a generation is running now.
     pub busy: bool,
+    /// Chat requests holding a slot now.
+    #[serde(default)]
+    pub active_requests: u32,
+    /// Chat requests waiting for a slot.
+    #[serde(default)]
+    pub queued_requests: u32,
+    /// Slots of the loaded model (0 when none is loaded).
+    #[serde(default)]
+    pub n_parallel: u32,
+    /// Times a running request was preempted because the slots together outgrew the
+    /// shared KV cache (it resumed later). Often non-zero: the context is too small for
+    /// the parallel load; raise `n_ctx` or lower `n_parallel`.
+    #[serde(default)]
+    pub preemptions: u64,
 }
 
 /// Serialise a message as one protocol line (JSON plus `\n`).
@@ -332,6 +390,40 @@ mod tests {
                 assert_eq!(session, None);
             }
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn load_without_n_parallel_means_one_slot() {
+        let request: WorkerRequest = serde_json::from_str(
+            r#"{"type":"load","id":"l","path":"/m.gguf","n_ctx":0,"n_gpu_layers":0}"#,
+        )
+        .unwrap();
+        match request {
+            WorkerRequest::Load { n_parallel, .. } => assert_eq!(n_parallel, 0),
+            other => panic!("unexpected {other:?}"),
+        }
+        let metadata: LoadedModel = serde_json::from_str(
+            r#"{"path":"/m","architecture":null,"name":null,"parameters":1,"size_bytes":1,"n_layer":1,"n_vocab":1,"n_ctx_train":1,"n_ctx":1,"n_gpu_layers":0,"has_chat_template":true,"load_ms":1}"#,
+        )
+        .unwrap();
+        assert_eq!(metadata.n_parallel, 0);
+    }
+
+    #[test]
+    fn queue_events_are_not_terminal() {
+        for event in [
+            WorkerEvent::Queued {
+                id: "q".into(),
+                position: 2,
+            },
+            WorkerEvent::Admitted { id: "q".into() },
+        ] {
+            assert_eq!(event.request_id(), Some("q"));
+            assert!(!event.is_terminal());
+            let line = to_line(&event);
+            let back: WorkerEvent = serde_json::from_str(line.trim()).unwrap();
+            assert_eq!(back, event);
         }
     }
 

@@ -6,7 +6,12 @@
 //! least recently used first. A background task (when a tokio runtime exists at
 //! construction) evicts expired models and pings workers, killing any that stop
 //! answering. A worker that dies during a request turns into [`EngineError::Crashed`] for
-//! that request only; the next request starts a fresh worker.
+//! the requests it was serving only; the next request starts a fresh worker.
+//!
+//! Each worker serves up to [`LocalLlmConfig::n_parallel`] requests at once (decoded
+//! together, one batch per step, sharing one KV cache of the model's `n_ctx` tokens, so the
+//! memory a model needs does not grow with it); further requests wait in the worker's
+//! queue, under [`LocalLlmConfig::queue_timeout`] instead of the token timeout.
 
 use crate::gguf;
 use crate::gpu;
@@ -29,6 +34,12 @@ use tracing::Instrument;
 pub const WORKER_ENV: &str = "BATON_LLM_WORKER";
 /// File name of the worker binary.
 pub const WORKER_BINARY: &str = "baton-llm-worker";
+
+/// Default of [`LocalLlmConfig::n_parallel`]: four requests at once per model. On a CPU,
+/// decoding four sequences in one batch costs little more than one (the weights are read
+/// once per step), so the aggregate speed grows with parallel requests while each request
+/// slows down somewhat.
+pub const DEFAULT_N_PARALLEL: u32 = 4;
 
 /// How to run one model: what the caller's registry knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +132,14 @@ pub struct LocalLlmConfig {
     /// CPU threads per worker; `None`: half the available cores (at least 1). On small,
     /// busy machines fewer threads are faster (llama.cpp's threads spin while they wait).
     pub n_threads: Option<u32>,
+    /// Chat requests one worker serves at once (default [`DEFAULT_N_PARALLEL`]; 1 serves
+    /// them one after another; at most [`crate::protocol::MAX_PARALLEL`]). The requests
+    /// share the model's KV cache of `n_ctx` tokens (each may use up to `n_ctx`) and are
+    /// decoded together, one batch per step; further requests wait in the worker's queue.
+    pub n_parallel: u32,
+    /// Longest wait of a request in a worker's queue (all slots busy) before the worker
+    /// counts as hung. [`LocalLlmConfig::token_timeout`] applies once a slot takes it.
+    pub queue_timeout: Duration,
     /// Extra environment variables for worker processes (for example `BATON_LOG`,
     /// `CUDA_VISIBLE_DEVICES`).
     pub worker_env: Vec<(String, String)>,
@@ -140,6 +159,8 @@ impl Default for LocalLlmConfig {
             cancel_grace: Duration::from_secs(5),
             vram_reserve_bytes: 1 << 30,
             n_threads: None,
+            n_parallel: DEFAULT_N_PARALLEL,
+            queue_timeout: Duration::from_secs(600),
             worker_env: Vec::new(),
         }
     }
@@ -550,6 +571,7 @@ impl LocalLlmEngine {
             n_gpu_layers,
             chat_template: spec.chat_template.clone(),
             n_threads: config.n_threads,
+            n_parallel: config.n_parallel.clamp(1, crate::protocol::MAX_PARALLEL),
         };
         let loaded = match worker.call(&id, &request, config.load_timeout).await {
             Ok(WorkerEvent::Loaded { metadata, .. }) => metadata,
@@ -594,6 +616,7 @@ impl LocalLlmEngine {
             pid = worker.pid,
             load_ms = loaded.load_ms,
             n_ctx = loaded.n_ctx,
+            n_parallel = loaded.n_parallel,
             "model loaded"
         );
         let entry = Arc::new(Entry {
@@ -649,9 +672,12 @@ impl LocalLlmEngine {
         let mut text = String::new();
         let mut first_token_ms = None;
         let mut cancel_sent = false;
+        let mut queued = false;
         loop {
             let limit = if cancel_sent {
                 config.cancel_grace
+            } else if queued {
+                config.queue_timeout
             } else {
                 config.token_timeout
             };
@@ -667,9 +693,19 @@ impl LocalLlmEngine {
             };
             match next {
                 Err(_) if cancel_sent => {
-                    tracing::warn!(pid = worker.pid, "worker ignored cancel; killing it");
                     guard.armed = false;
-                    self.discard(&entry).await;
+                    if entry.active.load(Ordering::SeqCst) > 1 {
+                        // Other requests are running on this worker: killing it would end
+                        // them too. If it is really hung, their own timeouts catch it.
+                        tracing::warn!(
+                            pid = worker.pid,
+                            "worker slow to cancel; left running for its other requests"
+                        );
+                        worker.unregister(&id);
+                    } else {
+                        tracing::warn!(pid = worker.pid, "worker ignored cancel; killing it");
+                        self.discard(&entry).await;
+                    }
                     return Ok(self.response(
                         &request,
                         text,
@@ -682,6 +718,7 @@ impl LocalLlmEngine {
                 Err(_) => {
                     tracing::warn!(
                         pid = worker.pid,
+                        queued,
                         "worker silent for {} s; killing it",
                         limit.as_secs()
                     );
@@ -700,12 +737,22 @@ impl LocalLlmEngine {
                     return Err(self.crashed(reason));
                 }
                 Ok(Some(event)) => match event {
+                    WorkerEvent::Queued { position, .. } => {
+                        tracing::info!(position, "every slot of the worker is busy; queued");
+                        queued = true;
+                    }
+                    WorkerEvent::Admitted { .. } => {
+                        tracing::debug!("admitted into a worker slot");
+                        queued = false;
+                    }
                     WorkerEvent::Token { text: piece, .. } => {
+                        queued = false;
                         first_token_ms.get_or_insert_with(|| start.elapsed().as_millis() as u64);
                         text.push_str(&piece);
                         on_event(ChatEvent::Token { text: piece });
                     }
                     WorkerEvent::Notice { message, .. } => {
+                        queued = false;
                         on_event(ChatEvent::Notice { message });
                     }
                     WorkerEvent::Done {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use baton_llm::protocol::{to_line, WorkerEvent, WorkerRequest, PROTOCOL_VERSION};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -139,7 +140,40 @@ impl RawWorker {
         }
     }
 
+    /// Events of each of `ids` until each one's terminal event (inclusive); events of
+    /// other requests are dropped.
+    pub fn collect(&mut self, ids: &[String]) -> HashMap<String, Vec<WorkerEvent>> {
+        let mut out: HashMap<String, Vec<WorkerEvent>> = HashMap::new();
+        let mut open = ids.len();
+        while open > 0 {
+            let event = self.next();
+            let Some(id) = event.request_id().map(str::to_owned) else {
+                continue;
+            };
+            if !ids.contains(&id) {
+                continue;
+            }
+            if event.is_terminal() {
+                open -= 1;
+            }
+            out.entry(id).or_default().push(event);
+        }
+        out
+    }
+
+    /// Load with one slot (requests one after another).
     pub fn load(&mut self, path: &Path, n_ctx: u32, template: Option<&str>) -> WorkerEvent {
+        self.load_parallel(path, n_ctx, template, 0)
+    }
+
+    /// Load with `n_parallel` slots.
+    pub fn load_parallel(
+        &mut self,
+        path: &Path,
+        n_ctx: u32,
+        template: Option<&str>,
+        n_parallel: u32,
+    ) -> WorkerEvent {
         self.send(&WorkerRequest::Load {
             id: "load".into(),
             path: path.to_path_buf(),
@@ -147,6 +181,7 @@ impl RawWorker {
             n_gpu_layers: 0,
             chat_template: template.map(str::to_owned),
             n_threads: None,
+            n_parallel,
         });
         self.until_end("load").pop().unwrap()
     }
