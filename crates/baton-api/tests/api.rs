@@ -30,7 +30,9 @@ async fn the_remote_engine_streams_from_a_real_baton_server() {
             pieces.lock().unwrap().push(text);
         }
     };
-    let request = ChatRequest::new("local/tiny", vec![ChatMessage::user("hello there")]);
+    // The engine forwards the request's sampling; the server honours it.
+    let mut request = ChatRequest::new("local/tiny", vec![ChatMessage::user("hello there")]);
+    request.params.max_tokens = 12;
     let response = engine
         .chat(request, &sink, CancellationToken::new())
         .await
@@ -39,15 +41,15 @@ async fn the_remote_engine_streams_from_a_real_baton_server() {
     assert!(pieces.len() > 3, "streamed in pieces: {pieces:?}");
     assert_eq!(pieces.concat(), response.content);
     assert_eq!(
-        response.usage.completion_tokens, 24,
-        "max_tokens of the serving runtime"
+        response.usage.completion_tokens, 12,
+        "max_tokens of the request, not the server's 24"
     );
     assert_eq!(response.finish_reason, FinishReason::Length);
     assert!(response.usage.prompt_tokens > 0);
 
     // The orchestrator of another runtime uses it as a remote engine.
     let client =
-        common::runtime_with_tiny_model_config(24, 512, "[secrets]\nstore = \"file\"\n").await;
+        common::runtime_with_tiny_model_config(10, 512, "[secrets]\nstore = \"file\"\n").await;
     client
         .runtime
         .add_engine(AddEngine {
@@ -102,7 +104,10 @@ async fn the_remote_engine_streams_from_a_real_baton_server() {
         .await
         .unwrap();
     assert_eq!(outcome.assistant.model.as_deref(), Some("other/tiny"));
-    assert_eq!(outcome.response.usage.completion_tokens, 24);
+    assert_eq!(
+        outcome.response.usage.completion_tokens, 10,
+        "the client runtime's max_tokens travels to the server"
+    );
     server.stop().await;
 }
 
@@ -222,5 +227,432 @@ async fn bad_requests_get_openai_style_errors() {
         )
         .await
         .unwrap();
+    server.stop().await;
+}
+
+/// A server over a runtime with the tiny model (24 tokens per answer unless asked).
+async fn tiny_server() -> (common::TestRuntime, baton_api::Server, String) {
+    let t = common::runtime_with_tiny_model().await;
+    let token = baton_api::new_token();
+    let server = baton_api::serve(t.runtime.clone(), 0, token.clone())
+        .await
+        .unwrap();
+    (t, server, token)
+}
+
+/// Posts a chat completion request with `extra` fields; returns the status and the JSON body.
+async fn post(
+    server: &baton_api::Server,
+    token: &str,
+    extra: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut body = serde_json::json!({"model": "tiny", "messages": [{"role": "user", "content": "tell me about ships"}]});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{}/chat/completions", server.base_url()))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    if body["stream"] == true && status == 200 {
+        // The SSE chunks as a JSON array (`[DONE]` as the string "[DONE]").
+        let chunks: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap_or_else(|_| serde_json::json!(d)))
+            .collect();
+        return (status, serde_json::json!(chunks));
+    }
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+fn content(body: &serde_json::Value) -> String {
+    body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn max_tokens_is_honoured_and_reported_as_length() {
+    let (_t, server, token) = tiny_server().await;
+    let (status, body) = post(&server, &token, serde_json::json!({"max_tokens": 5})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["usage"]["completion_tokens"], 5, "{body}");
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+    let (_, body) = post(
+        &server,
+        &token,
+        serde_json::json!({"max_tokens": 9, "max_completion_tokens": 3}),
+    )
+    .await;
+    assert_eq!(
+        body["usage"]["completion_tokens"], 3,
+        "max_completion_tokens wins"
+    );
+
+    // Streamed: the usage chunk only when asked for, as OpenAI does.
+    let (status, chunks) = post(
+        &server,
+        &token,
+        serde_json::json!({"max_tokens": 4, "stream": true}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let chunks = chunks.as_array().unwrap();
+    assert_eq!(chunks.last().unwrap(), "[DONE]");
+    assert!(
+        chunks.iter().all(|c| c.get("usage").is_none()),
+        "{chunks:?}"
+    );
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "length");
+    assert!(chunks[..chunks.len() - 1]
+        .iter()
+        .all(|c| c["model"] == "tiny"));
+
+    let (_, chunks) = post(
+        &server,
+        &token,
+        serde_json::json!({"max_tokens": 4, "stream": true, "stream_options": {"include_usage": true}}),
+    )
+    .await;
+    let chunks = chunks.as_array().unwrap();
+    let usage = &chunks[chunks.len() - 2];
+    assert_eq!(usage["choices"], serde_json::json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 4);
+    assert_eq!(
+        chunks[chunks.len() - 3]["choices"][0]["finish_reason"],
+        "length"
+    );
+    assert!(chunks[..chunks.len() - 2]
+        .iter()
+        .all(|c| c["usage"].is_null()));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unsupported_and_out_of_range_parameters_get_a_400_that_names_them() {
+    let (t, server, token) = tiny_server().await;
+    for (extra, param, says) in [
+        (
+            serde_json::json!({"temperature": 3}),
+            "temperature",
+            "between 0 and 2",
+        ),
+        (
+            serde_json::json!({"top_p": 0}),
+            "top_p",
+            "greater than 0 and at most 1",
+        ),
+        (
+            serde_json::json!({"presence_penalty": -2.5}),
+            "presence_penalty",
+            "between -2 and 2",
+        ),
+        (
+            serde_json::json!({"frequency_penalty": 9}),
+            "frequency_penalty",
+            "between -2 and 2",
+        ),
+        (serde_json::json!({"max_tokens": 0}), "max_tokens", "from 1"),
+        (
+            serde_json::json!({"stop": ["a", "b", "c", "d", "e"]}),
+            "stop",
+            "up to 4",
+        ),
+        (serde_json::json!({"n": 2}), "n", "one choice per request"),
+        (
+            serde_json::json!({"logprobs": true}),
+            "logprobs",
+            "log probabilities",
+        ),
+        (
+            serde_json::json!({"top_logprobs": 2}),
+            "top_logprobs",
+            "log probabilities",
+        ),
+        (
+            serde_json::json!({"tools": [{"type": "function", "function": {"name": "get_weather"}}]}),
+            "tools",
+            "no tool or function calling",
+        ),
+        (
+            serde_json::json!({"tool_choice": "required"}),
+            "tool_choice",
+            "no tool",
+        ),
+        (
+            serde_json::json!({"logit_bias": {"50256": -100}}),
+            "logit_bias",
+            "not supported",
+        ),
+        (
+            serde_json::json!({"modalities": ["text", "audio"]}),
+            "modalities",
+            "text only",
+        ),
+        (
+            serde_json::json!({"audio": {"voice": "alloy", "format": "mp3"}}),
+            "audio",
+            "not supported",
+        ),
+        (
+            serde_json::json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}),
+            "response_format.json_schema.schema",
+            "missing",
+        ),
+        (
+            serde_json::json!({"messages": [{"role": "user", "content": [
+                {"type": "text", "text": "what is in this picture?"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]}),
+            "messages[0].content[1]",
+            "images are not supported",
+        ),
+        (
+            serde_json::json!({"stream": true, "n": 3}),
+            "n",
+            "send 3 requests",
+        ),
+    ] {
+        let (status, body) = post(&server, &token, extra.clone()).await;
+        assert_eq!(status, 400, "{extra}: {body}");
+        let error = &body["error"];
+        assert_eq!(error["type"], "invalid_request_error", "{body}");
+        assert_eq!(error["param"], param, "{extra}: {body}");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.contains(param) && message.contains(says),
+            "{extra}: {message}"
+        );
+    }
+    // None of them reached a model.
+    let stats = t.runtime.store().stats().await.unwrap();
+    assert!(stats.models.iter().all(|m| m.ok == 0), "{stats:?}");
+
+    // Fields OpenAI clients send that change nothing are accepted.
+    let (status, body) = post(
+        &server,
+        &token,
+        serde_json::json!({"user": "u1", "n": 1, "logprobs": false, "tools": [], "tool_choice": "none",
+                           "logit_bias": {}, "modalities": ["text"], "response_format": {"type": "text"},
+                           "metadata": {"k": "v"}, "store": false, "parallel_tool_calls": false}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Streamed requests that fail before the answer starts get their HTTP status too.
+    let (status, body) = post(
+        &server,
+        &token,
+        serde_json::json!({"model": "nope", "stream": true}),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["type"], "model_not_found", "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn stop_strings_end_the_answer_before_them() {
+    let (_t, server, token) = tiny_server().await;
+    let greedy = serde_json::json!({"temperature": 0, "max_tokens": 24});
+    let (_, body) = post(&server, &token, greedy.clone()).await;
+    let full = content(&body);
+    let chars: Vec<char> = full.chars().collect();
+    assert!(chars.len() >= 12, "{full:?}");
+    let stop: String = chars[chars.len() / 2..chars.len() / 2 + 3].iter().collect();
+    let expected = &full[..full.find(&stop).unwrap()];
+
+    let mut with_stop = greedy.clone();
+    with_stop["stop"] = serde_json::json!(stop);
+    let (status, body) = post(&server, &token, with_stop.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(content(&body), expected, "stop {stop:?} in {full:?}");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert!(body["usage"]["completion_tokens"].as_u64().unwrap() < 24);
+
+    // Streamed, in an array among other stop strings: the same text.
+    with_stop["stop"] = serde_json::json!(["\u{1}never", stop]);
+    with_stop["stream"] = serde_json::json!(true);
+    let (_, chunks) = post(&server, &token, with_stop).await;
+    let streamed: String = chunks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, expected);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_seed_makes_sampling_repeatable() {
+    let (_t, server, token) = tiny_server().await;
+    let sample = |seed: u64| serde_json::json!({"temperature": 1, "seed": seed, "max_tokens": 12});
+    let (_, a) = post(&server, &token, sample(7)).await;
+    let (_, b) = post(&server, &token, sample(7)).await;
+    assert_eq!(content(&a), content(&b), "same seed, same text");
+    let mut others = std::collections::HashSet::new();
+    for seed in [1, 2, 3] {
+        others.insert(content(&post(&server, &token, sample(seed)).await.1));
+    }
+    others.insert(content(&a));
+    assert!(
+        others.len() > 1,
+        "different seeds all gave the same text: {others:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn text_parts_are_one_message_and_response_formats_shape_the_answer() {
+    let (_t, server, token) = tiny_server().await;
+    let greedy = |messages: serde_json::Value| serde_json::json!({"temperature": 0, "max_tokens": 8, "messages": messages});
+    let (_, plain) = post(
+        &server,
+        &token,
+        greedy(serde_json::json!([{"role": "user", "content": "hello world"}])),
+    )
+    .await;
+    let (status, parts) = post(
+        &server,
+        &token,
+        greedy(serde_json::json!([{"role": "user", "content": [
+            {"type": "text", "text": "hello "}, {"type": "text", "text": "world"}]}])),
+    )
+    .await;
+    assert_eq!(status, 200, "{parts}");
+    assert_eq!(content(&parts), content(&plain));
+    assert_eq!(
+        parts["usage"]["prompt_tokens"],
+        plain["usage"]["prompt_tokens"]
+    );
+
+    // Response formats: the answer is sampled under a grammar made from them.
+    let (status, body) = post(
+        &server,
+        &token,
+        serde_json::json!({"max_tokens": 8, "response_format": {"type": "json_object"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(content(&body).trim_start().starts_with('{'), "{body}");
+    let schema = serde_json::json!({"type": "object", "properties": {"ok": {"type": "boolean"}},
+                                    "required": ["ok"], "additionalProperties": false});
+    let (status, body) = post(
+        &server,
+        &token,
+        serde_json::json!({"max_tokens": 48, "response_format": {"type": "json_schema",
+            "json_schema": {"name": "verdict", "schema": schema, "strict": true}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let value: serde_json::Value = serde_json::from_str(&content(&body)).unwrap();
+    assert!(value["ok"].is_boolean(), "{value}");
+    server.stop().await;
+}
+
+/// The virtual environment `scripts/setup.sh` prepares (`BATON_VENV`).
+fn venv_python() -> std::path::PathBuf {
+    let venv = std::env::var_os("BATON_VENV").map_or_else(
+        || {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/baton-venv")
+        },
+        std::path::PathBuf::from,
+    );
+    venv.join("bin/python3")
+}
+
+#[tokio::test]
+async fn the_official_openai_client_gets_what_it_asks_for() {
+    let python = venv_python();
+    let has_openai = std::process::Command::new(&python)
+        .args(["-c", "import openai"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_openai {
+        eprintln!(
+            "SKIPPED: {} has no `openai` module; run scripts/setup.sh (make test does) to install it",
+            python.display()
+        );
+        return;
+    }
+    let (_t, server, token) = tiny_server().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_client.py");
+    let run = tokio::process::Command::new(&python)
+        .arg(script)
+        .env("BATON_API_BASE", server.base_url())
+        .env("BATON_API_TOKEN", &token)
+        .env("BATON_API_MODEL", "tiny")
+        .kill_on_drop(true)
+        .output();
+    // Generous: some forty small requests on a busy machine.
+    let out = tokio::time::timeout(std::time::Duration::from_secs(600), run)
+        .await
+        .expect("the openai client script finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "openai_client.py failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("all openai client checks passed"),
+        "{stdout}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_cancels_its_generation() {
+    let t = common::runtime_with_tiny_model_and(24, 2048).await;
+    let token = baton_api::new_token();
+    let server = baton_api::serve(t.runtime.clone(), 0, token.clone())
+        .await
+        .unwrap();
+    // Long enough that the disconnect always lands before the answer is complete.
+    let body = serde_json::json!({"model": "tiny", "stream": true, "max_tokens": 1900,
+                                  "messages": [{"role": "user", "content": "a long story"}]});
+    let mut response = reqwest::Client::new()
+        .post(format!("{}/chat/completions", server.base_url()))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.chunk().await.unwrap().is_some(),
+        "the answer started"
+    );
+    drop(response);
+
+    // The run is recorded once the generation stopped: cancelled, not completed.
+    let started = std::time::Instant::now();
+    let tiny = loop {
+        let stats = t.runtime.store().stats().await.unwrap();
+        if let Some(m) = stats
+            .models
+            .into_iter()
+            .find(|m| m.key == "tiny" && m.runs > 0)
+        {
+            break m;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no run was recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!((tiny.runs, tiny.ok, tiny.errors), (1, 0, 0), "{tiny:?}");
     server.stop().await;
 }

@@ -74,6 +74,8 @@ pub enum Command {
         #[arg(required = true, num_args = 1..)]
         prompt: Vec<String>,
     },
+    /// Evaluate models and modes on question sets; list, show and compare runs
+    Eval(crate::commands::eval::EvalArgs),
     /// Success rate, latency, speed, cost and ratings per model and per mode
     Stats,
     /// Serve the local OpenAI-compatible API on 127.0.0.1 (chat completions, models)
@@ -215,4 +217,6 @@ pub enum BenchCommand {
     Stt(crate::commands::bench_stt::BenchSttArgs),
     /// OCR and element detection time on a 1920x1080 screenshot, against the tesseract CLI
     Ocr(crate::commands::vision::BenchOcrArgs),
+    /// The local API under N simultaneous streaming clients against N one after another
+    Api(crate::commands::bench_api::BenchApiArgs),
 }

@@ -59,6 +59,12 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
             runtime.close().await;
             result
         }
+        Command::Bench(cli::BenchCommand::Api(args)) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::bench_api::run(args, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
         Command::Bench(cmd) => commands::bench::run(cmd, json).await,
         Command::Ocr(args) => commands::vision::ocr(args, json),
         Command::Elements(args) => commands::vision::elements(args, json),
@@ -105,6 +111,12 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
         Command::Speak(args) => {
             let runtime = Runtime::open(paths).await?;
             let result = commands::voice::speak(&runtime, args).await;
+            runtime.close().await;
+            result
+        }
+        Command::Eval(args) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::eval::run(args, &runtime, json).await;
             runtime.close().await;
             result
         }

@@ -141,3 +141,156 @@ fn doctor_reports_worker_models_and_gpu() {
     assert!(report["gpu"]["devices"].is_array());
     assert_eq!(report["default_model_ready"], false);
 }
+
+#[test]
+fn bench_api_prints_concurrent_and_sequential_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("config.toml"), "[chat]\ndefault_model = \"tiny\"\n").unwrap();
+    let model = tiny_model(d);
+    let out = baton(
+        d,
+        &["models", "add", model.to_str().unwrap(), "--name", "tiny"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = baton(
+        d,
+        &["bench", "api", "--clients", "1,2", "--max-tokens", "8"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("concurrent tok/s") && stdout.contains("sequential tok/s"),
+        "{stdout}"
+    );
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|w| w == "1" || w == "2")
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+
+    let out = baton(
+        d,
+        &[
+            "--json",
+            "bench",
+            "api",
+            "--clients",
+            "2",
+            "--max-tokens",
+            "8",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = &report["results"][0];
+    assert_eq!(row["clients"], 2);
+    for side in ["concurrent", "sequential"] {
+        assert_eq!(row[side]["completion_tokens"], 16, "{report}");
+        assert!(row[side]["aggregate_tokens_per_sec"].as_f64().unwrap() > 0.0);
+    }
+
+    let out = baton(d, &["bench", "api", "--model", "nope"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("baton models list"),
+        "{stderr}"
+    );
+}
+
+/// `baton eval` over a small set file with the tiny model, then `eval runs`, `eval show`
+/// and `eval compare`; `baton models default` with a pinned and an automatic default.
+#[test]
+fn eval_runs_a_set_and_models_default_explains_the_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("config.toml"),
+        "[chat]\ndefault_model = \"tiny\"\nmax_tokens = 16\n",
+    )
+    .unwrap();
+    let model = tiny_model(d);
+    let ok = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(baton(
+        d,
+        &["models", "add", model.to_str().unwrap(), "--name", "tiny"],
+    ));
+    let set = d.join("mine.jsonl");
+    std::fs::write(
+        &set,
+        concat!(
+            r#"{"id": "a", "domain": "general", "prompt": "Say anything.", "check": {"type": "regex", "pattern": "(?s).*"}}"#,
+            "\n",
+            r#"{"id": "b", "domain": "math", "prompt": "2 + 2?", "check": {"type": "number", "value": 4.5}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let table = ok(baton(
+        d,
+        &["eval", set.to_str().unwrap(), "--models", "tiny"],
+    ));
+    assert!(table.contains("tiny/single"), "{table}");
+    assert!(
+        table.contains("100% (1)") && table.contains("0% (1)"),
+        "{table}"
+    );
+    let runs: serde_json::Value =
+        serde_json::from_str(&ok(baton(d, &["--json", "eval", "runs"]))).unwrap();
+    assert_eq!(runs[0]["results"], 2, "{runs}");
+    let shown = ok(baton(d, &["eval", "show", "1", "--failures"]));
+    assert!(shown.contains("✗ b tiny/single"), "{shown}");
+    let compared = ok(baton(d, &["eval", "compare", "tiny", "tiny/single"]));
+    assert!(
+        compared.contains("+0.0 points") && compared.contains("not significant"),
+        "{compared}"
+    );
+    // A bad set names its line.
+    std::fs::write(&set, "{\"id\": \"a\"}\n").unwrap();
+    let out = baton(d, &["eval", set.to_str().unwrap(), "--models", "tiny"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("mine, line 1"),
+        "{err}"
+    );
+
+    // The config pins the default: `models default` shows it and refuses to change it.
+    let shown = ok(baton(d, &["models", "default"]));
+    assert!(
+        shown.starts_with("tiny\n") && shown.contains("Chat models for this machine"),
+        "{shown}"
+    );
+    let out = baton(d, &["models", "default", "tiny"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("sets chat.default_model"),
+        "{err}"
+    );
+    // With "auto" a registered chat model can be chosen and is remembered.
+    std::fs::write(d.join("config.toml"), "[chat]\ndefault_model = \"auto\"\n").unwrap();
+    ok(baton(d, &["models", "default", "tiny"]));
+    let doctor = ok(baton(d, &["doctor"]));
+    assert!(
+        doctor.contains("Default chat model: tiny, chosen for this machine"),
+        "{doctor}"
+    );
+}

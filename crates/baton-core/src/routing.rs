@@ -237,6 +237,34 @@ pub struct ModelHistory {
     pub rated: u32,
 }
 
+/// What an evaluation measured about a model in one domain on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DomainScore {
+    /// The domain.
+    pub domain: Domain,
+    /// Questions answered correctly.
+    pub passed: u32,
+    /// Questions asked.
+    pub total: u32,
+    /// Mean seconds per answer.
+    pub mean_secs: f64,
+}
+
+impl DomainScore {
+    /// The pass rate, smoothed toward 50% for small samples (Laplace: (passed + 1) /
+    /// (total + 2)), so three lucky answers do not count as 100%.
+    pub fn smoothed_rate(&self) -> f64 {
+        (f64::from(self.passed) + 1.0) / (f64::from(self.total) + 2.0)
+    }
+}
+
+/// Fewest questions of a domain before its evaluation counts for routing.
+pub const MIN_EVAL_QUESTIONS: u32 = 5;
+
+/// How many answered questions one user rating weighs (real use counts more than a
+/// benchmark question, but one thumb does not overturn forty questions).
+const RATING_WEIGHT: f64 = 3.0;
+
 /// A model the router may pick.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
@@ -256,6 +284,12 @@ pub struct Candidate {
     pub available: bool,
     /// Measured history, if any.
     pub history: Option<ModelHistory>,
+    /// Evaluation results per domain on this machine (`baton eval`), if any.
+    #[serde(default)]
+    pub evals: Vec<DomainScore>,
+    /// Measured generation speed on this machine, tokens per second.
+    #[serde(default)]
+    pub tokens_per_second: Option<f64>,
 }
 
 /// How much each factor weighs in a candidate's score.
@@ -488,8 +522,33 @@ fn evaluate(c: &Candidate, query: &RouteQuery<'_>, domain: Domain, w: &RoutingWe
         ));
     }
     let mut parts = Vec::new();
-    let (quality, speed) = match c.history {
-        Some(h) if h.runs >= 3 => {
+    let eval = c
+        .evals
+        .iter()
+        .find(|e| e.domain == domain && e.total >= MIN_EVAL_QUESTIONS);
+    let (quality, speed) = match (eval, c.history) {
+        (Some(e), history) => {
+            // The evaluation is the prior; ratings of real answers move it as they come.
+            let mut quality = e.smoothed_rate();
+            parts.push(format!(
+                "{:.0}% on {domain} here ({} questions, {:.1} s each)",
+                f64::from(e.passed) * 100.0 / f64::from(e.total),
+                e.total,
+                e.mean_secs
+            ));
+            if let Some(h) = history.filter(|h| h.rated > 0) {
+                let rated = f64::from(h.rated) * RATING_WEIGHT;
+                let total = f64::from(e.total);
+                quality = (quality * total + (h.rating + 1.0) / 2.0 * rated) / (total + rated);
+                parts.push(format!("rating {:+.2} from {}", h.rating, h.rated));
+            }
+            if let Some(h) = history.filter(|h| h.runs >= 3 && h.success_rate < 1.0) {
+                quality *= h.success_rate;
+                parts.push(format!("{:.0}% of runs ok", h.success_rate * 100.0));
+            }
+            (quality, 1.0 / (1.0 + e.mean_secs / 4.0))
+        }
+        (None, Some(h)) if h.runs >= 3 => {
             let rating = if h.rated > 0 {
                 (h.rating + 1.0) / 2.0
             } else {
@@ -514,6 +573,9 @@ fn evaluate(c: &Candidate, query: &RouteQuery<'_>, domain: Domain, w: &RoutingWe
             (0.5, 0.5)
         }
     };
+    if let Some(tps) = c.tokens_per_second {
+        parts.push(format!("{tps:.0} tok/s"));
+    }
     let cheap = 1.0 / (1.0 + c.cost_per_mtok);
     parts.push(if c.cost_per_mtok == 0.0 {
         "free".into()
@@ -555,6 +617,8 @@ mod tests {
             memory_needed: 0,
             available: true,
             history: None,
+            evals: Vec::new(),
+            tokens_per_second: None,
         }
     }
 
@@ -601,6 +665,56 @@ mod tests {
             (fenced.domain, fenced.matched[0].as_str()),
             (Domain::Code, "```fn")
         );
+    }
+
+    fn scored(domain: Domain, passed: u32, total: u32, mean_secs: f64) -> DomainScore {
+        DomainScore {
+            domain,
+            passed,
+            total,
+            mean_secs,
+        }
+    }
+
+    #[test]
+    fn evaluations_per_domain_decide_and_explain() {
+        let mut small = cand("small", true);
+        small.evals = vec![
+            scored(Domain::Code, 10, 36, 2.0),
+            scored(Domain::Translation, 30, 37, 1.0),
+        ];
+        small.tokens_per_second = Some(30.0);
+        let mut large = cand("large", true);
+        large.evals = vec![
+            scored(Domain::Code, 28, 36, 6.0),
+            scored(Domain::Translation, 31, 37, 3.0),
+        ];
+        large.tokens_per_second = Some(8.0);
+        // Code: the large model is far better; that outweighs its speed.
+        let d = go("write a python function", &[small.clone(), large.clone()]);
+        assert_eq!(d.model, "large");
+        assert!(
+            d.reasons[0].contains("78% on code here (36 questions, 6.0 s each)")
+                && d.reasons[0].contains("8 tok/s"),
+            "{:?}",
+            d.reasons
+        );
+        // Translation: about as good, three times faster: the small one.
+        let d = go(
+            "translate good morning into french",
+            &[small.clone(), large.clone()],
+        );
+        assert_eq!(d.model, "small", "{:?}", d.ranked);
+        // Ratings of real answers move the prior.
+        small.history = Some(ModelHistory {
+            runs: 20,
+            success_rate: 1.0,
+            p50_latency_ms: 1000.0,
+            rating: -1.0,
+            rated: 10,
+        });
+        let d = go("translate good morning into french", &[small, large]);
+        assert_eq!(d.model, "large", "{:?}", d.ranked);
     }
 
     #[test]

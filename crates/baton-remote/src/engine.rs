@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use baton_core::{
     CancellationToken, ChatEvent, ChatRequest, ChatResponse, Engine, EngineError, EngineHealth,
-    EventSink, FinishReason, Usage,
+    EventSink, FinishReason, OutputFormat, Usage,
 };
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
@@ -346,22 +346,7 @@ impl RemoteEngine {
     ) -> Result<ChatResponse, AttemptError> {
         let started = Instant::now();
         let remote_model = self.remote_model(&request.model);
-        let p = &request.params;
-        let mut body = json!({
-            "model": remote_model,
-            "messages": request.messages,
-            "stream": true,
-            "stream_options": {"include_usage": true},
-            "temperature": p.temperature,
-            "top_p": p.top_p,
-            "max_tokens": p.max_tokens,
-        });
-        if !p.stop.is_empty() {
-            body["stop"] = json!(p.stop);
-        }
-        if let Some(seed) = p.seed {
-            body["seed"] = json!(seed);
-        }
+        let body = request_body(remote_model, request);
         let send = self
             .authorized(
                 self.client
@@ -549,6 +534,63 @@ impl RemoteEngine {
     }
 }
 
+/// The `/chat/completions` body for `request`: the model as the endpoint knows it, the
+/// messages, and the request's sampling in OpenAI's names. Its output format becomes
+/// `response_format`; a GBNF grammar has no OpenAI equivalent and is left out (callers
+/// validate remote answers themselves).
+fn request_body(remote_model: &str, request: &ChatRequest) -> serde_json::Value {
+    let p = &request.params;
+    let mut body = json!({
+        "model": remote_model,
+        "messages": request.messages,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "temperature": p.temperature,
+        "top_p": p.top_p,
+        "max_tokens": p.max_tokens,
+    });
+    if !p.stop.is_empty() {
+        body["stop"] = json!(p.stop);
+    }
+    if let Some(seed) = p.seed {
+        body["seed"] = json!(seed);
+    }
+    if p.presence_penalty != 0.0 {
+        body["presence_penalty"] = json!(p.presence_penalty);
+    }
+    if p.frequency_penalty != 0.0 {
+        body["frequency_penalty"] = json!(p.frequency_penalty);
+    }
+    match &p.format {
+        None => {}
+        Some(OutputFormat::JsonObject) => {
+            body["response_format"] = json!({"type": "json_object"});
+        }
+        Some(OutputFormat::JsonSchema { name, schema }) => {
+            // OpenAI requires a name matching ^[a-zA-Z0-9_-]{1,64}$.
+            let name: String = name
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                .take(64)
+                .collect();
+            let name = if name.is_empty() {
+                "answer".to_owned()
+            } else {
+                name
+            };
+            body["response_format"] = json!({"type": "json_schema",
+                "json_schema": {"name": name, "schema": schema, "strict": true}});
+        }
+        Some(OutputFormat::Grammar { .. }) => {
+            tracing::debug!(
+                request = %request.id,
+                "a GBNF grammar cannot be sent to an OpenAI-compatible endpoint; the answer is asked for without it"
+            );
+        }
+    }
+    body
+}
+
 /// The innermost cause of an error ("tcp connect error: Connection refused"): reqwest's
 /// outer layers repeat the URL, which the message already names.
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -622,6 +664,58 @@ mod tests {
         let text = format!("{config:?}");
         assert!(!text.contains("sk-secret"), "{text}");
         assert_eq!(config.base_url, "http://h/v1");
+    }
+
+    #[test]
+    fn the_body_carries_the_requests_sampling() {
+        use baton_core::{ChatMessage, SamplingParams};
+        let mut request = ChatRequest::new("e/m", vec![ChatMessage::user("hi")]);
+        let body = request_body("m", &request);
+        for absent in [
+            "stop",
+            "seed",
+            "presence_penalty",
+            "frequency_penalty",
+            "response_format",
+        ] {
+            assert!(body.get(absent).is_none(), "{absent}: {body}");
+        }
+        request.params = SamplingParams {
+            temperature: 0.25,
+            top_p: 0.5,
+            max_tokens: 7,
+            stop: vec!["END".into()],
+            seed: Some(42),
+            presence_penalty: 0.5,
+            frequency_penalty: -1.0,
+            format: Some(OutputFormat::JsonObject),
+            ..SamplingParams::default()
+        };
+        let body = request_body("m", &request);
+        assert_eq!(body["model"], "m");
+        assert_eq!(body["temperature"], 0.25);
+        assert_eq!(body["top_p"], 0.5);
+        assert_eq!(body["max_tokens"], 7);
+        assert_eq!(body["stop"], json!(["END"]));
+        assert_eq!(body["seed"], 42);
+        assert_eq!(body["presence_penalty"], 0.5);
+        assert_eq!(body["frequency_penalty"], -1.0);
+        assert_eq!(body["response_format"], json!({"type": "json_object"}));
+
+        let schema = json!({"type": "object"});
+        request.params.format = Some(OutputFormat::JsonSchema {
+            name: "my plan!".into(),
+            schema: schema.clone(),
+        });
+        assert_eq!(
+            request_body("m", &request)["response_format"],
+            json!({"type": "json_schema",
+                   "json_schema": {"name": "myplan", "schema": schema, "strict": true}})
+        );
+        request.params.format = Some(OutputFormat::Grammar {
+            grammar: "root ::= \"x\"".into(),
+        });
+        assert!(request_body("m", &request).get("response_format").is_none());
     }
 
     #[test]

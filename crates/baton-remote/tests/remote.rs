@@ -220,3 +220,57 @@ async fn a_server_that_is_not_running_is_explained() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_requests_sampling_reaches_the_endpoint() {
+    let peer = TestPeer::start(Behaviour::Stream(pieces(&["{}"]))).await;
+    let engine = engine(&peer);
+    let mut request = ChatRequest::new("peer/peer-model", vec![ChatMessage::user("hi")]);
+    request.params = baton_core::SamplingParams {
+        temperature: 0.0,
+        top_p: 0.9,
+        max_tokens: 5,
+        stop: vec!["\n\n".into(), "END".into()],
+        seed: Some(7),
+        presence_penalty: 1.0,
+        frequency_penalty: 0.5,
+        format: Some(baton_core::OutputFormat::JsonSchema {
+            name: "point".into(),
+            schema: serde_json::json!({"type": "object", "required": ["x"]}),
+        }),
+        ..baton_core::SamplingParams::default()
+    };
+    engine
+        .chat(request.clone(), &|_| {}, CancellationToken::new())
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&peer.received()[0].body).unwrap();
+    assert_eq!(body["max_tokens"], 5);
+    assert_eq!(body["temperature"], 0.0);
+    assert!(
+        (body["top_p"].as_f64().unwrap() - 0.9).abs() < 1e-6,
+        "{body}"
+    );
+    assert_eq!(body["stop"], serde_json::json!(["\n\n", "END"]));
+    assert_eq!(body["seed"], 7);
+    assert_eq!(body["presence_penalty"], 1.0);
+    assert_eq!(body["frequency_penalty"], 0.5);
+    assert_eq!(
+        body["response_format"],
+        serde_json::json!({"type": "json_schema", "json_schema": {
+            "name": "point", "schema": {"type": "object", "required": ["x"]}, "strict": true}})
+    );
+    assert_eq!(body["stream_options"]["include_usage"], true);
+
+    // A grammar has no OpenAI form: the request goes without it.
+    request.params.format = Some(baton_core::OutputFormat::Grammar {
+        grammar: "root ::= \"{}\"".into(),
+    });
+    engine
+        .chat(request, &|_| {}, CancellationToken::new())
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&peer.received()[1].body).unwrap();
+    assert!(body.get("response_format").is_none(), "{body}");
+    assert_eq!(body["max_tokens"], 5);
+}

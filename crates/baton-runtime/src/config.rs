@@ -12,8 +12,10 @@ use thiserror::Error;
 pub const DEFAULT_CONFIG_TOML: &str = r#"# Baton configuration. Every key is optional; these are the defaults.
 
 [chat]
-# Model used when none is chosen (a name from `baton models list`).
-default_model = "smollm2-135m-instruct"
+# Model used when none is chosen: a name from `baton models list`, or "auto" for the best
+# chat model installed that runs comfortably on this machine (`baton doctor` says which
+# and why; `baton models default NAME` or the app's first start changes the choice).
+default_model = "auto"
 # Instructions placed before every conversation. Empty for none.
 system_prompt = "You are a helpful assistant. Answer concisely."
 # Sampling temperature, 0 (deterministic) to 2.
@@ -30,6 +32,11 @@ context_length = 4096
 keep_alive_secs = 300
 # Memory local models may use together, in MiB; 0 picks 60% of the machine's memory.
 memory_budget_mb = 0
+# Requests one local model answers at once (1 to 64), batched together: they share its
+# context window. Four or more make batching pay on CPUs.
+parallel = 4
+# Seconds a request may wait for a free slot before it fails (1 to 86400).
+queue_timeout_secs = 600
 
 [routing]
 # How "auto" picks a model: weights of measured quality (success rate, your ratings),
@@ -329,7 +336,7 @@ pub struct ChatConfig {
 impl Default for ChatConfig {
     fn default() -> Self {
         Self {
-            default_model: "smollm2-135m-instruct".into(),
+            default_model: "auto".into(),
             system_prompt: "You are a helpful assistant. Answer concisely.".into(),
             temperature: 0.3,
             top_p: 0.95,
@@ -348,6 +355,10 @@ pub struct LlmConfig {
     pub keep_alive_secs: u64,
     /// Memory budget for loaded models in MiB (0: automatic).
     pub memory_budget_mb: u64,
+    /// Requests one local model serves at once (slots sharing its context window).
+    pub parallel: u32,
+    /// Seconds a request may wait for a free slot before it fails.
+    pub queue_timeout_secs: u64,
 }
 
 impl Default for LlmConfig {
@@ -356,6 +367,8 @@ impl Default for LlmConfig {
             context_length: 4096,
             keep_alive_secs: 300,
             memory_budget_mb: 0,
+            parallel: 4,
+            queue_timeout_secs: 600,
         }
     }
 }
@@ -480,6 +493,21 @@ impl Config {
             return Err(invalid(
                 "chat.max_tokens",
                 format!("must be between 1 and 32768, not {}", chat.max_tokens),
+            ));
+        }
+        if !(1..=64).contains(&self.llm.parallel) {
+            return Err(invalid(
+                "llm.parallel",
+                format!("must be between 1 and 64, not {}", self.llm.parallel),
+            ));
+        }
+        if !(1..=86_400).contains(&self.llm.queue_timeout_secs) {
+            return Err(invalid(
+                "llm.queue_timeout_secs",
+                format!(
+                    "must be between 1 and 86400 seconds, not {}",
+                    self.llm.queue_timeout_secs
+                ),
             ));
         }
         if !(256..=131_072).contains(&self.llm.context_length) {

@@ -46,6 +46,10 @@ pub struct ManifestModel {
     /// Whether `make run` fetches it by default.
     #[serde(default)]
     pub default: bool,
+    /// Quality rank among chat models (higher is better): the default chat model is the
+    /// best-ranked one that fits the machine.
+    #[serde(default)]
+    pub rank: u32,
     /// File format: `gguf`, `whisper_ggml` or `onnx`.
     #[serde(default = "default_format")]
     pub format: String,

@@ -8,7 +8,9 @@
 pub mod chat;
 pub mod config;
 pub mod engines;
+pub mod eval;
 pub mod fetch;
+pub mod fit;
 pub mod models;
 pub mod orchestrate;
 pub mod paths;
@@ -17,7 +19,9 @@ pub mod voice;
 pub use chat::{ChatTurn, TurnOutcome, MAX_MESSAGE_BYTES};
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_TOML};
 pub use engines::{AddEngine, EngineStatus};
+pub use eval::{EvalPlan, EvalProgress, EvalReport, EvalTarget};
 pub use fetch::{manifest, FetchProgress, FetchStage, ManifestModel};
+pub use fit::{Machine, ModelFit};
 pub use models::{AddModel, Verification};
 pub use orchestrate::{Answer, AnswerOptions, Mode, ProgressSink};
 pub use paths::Paths;
@@ -63,6 +67,8 @@ pub struct Runtime {
     breakers: engines::Breakers,
     stt: Arc<tokio::sync::Mutex<HashMap<String, baton_stt::SttEngine>>>,
     tts: Arc<tokio::sync::Mutex<Option<baton_tts::VoiceChoice>>>,
+    /// The chat model used when none is chosen (see [`Runtime::default_model`]).
+    default_model: Arc<RwLock<String>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -99,6 +105,7 @@ impl Runtime {
             breakers,
             stt: Arc::default(),
             tts: Arc::default(),
+            default_model: Arc::default(),
         };
         runtime.load_model_specs().await?;
         runtime.load_engines().await?;

@@ -47,11 +47,14 @@ pub(crate) fn llm_config(config: &crate::Config) -> LocalLlmConfig {
     LocalLlmConfig {
         keep_alive: Duration::from_secs(config.llm.keep_alive_secs),
         memory_budget_bytes: budget,
+        n_parallel: config.llm.parallel,
+        queue_timeout: Duration::from_secs(config.llm.queue_timeout_secs),
         ..LocalLlmConfig::default()
     }
 }
 
-fn total_memory_bytes() -> Option<u64> {
+/// Physical memory of this machine in bytes (`MemTotal`), when it can be read.
+pub(crate) fn total_memory_bytes() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -79,18 +82,21 @@ fn default_name(path: &Path) -> String {
 impl Runtime {
     pub(crate) async fn load_model_specs(&self) -> Result<(), RuntimeError> {
         let records = self.store.list_models().await?;
-        let mut specs = self.specs.write().expect("spec lock");
-        specs.clear();
-        for record in records
-            .iter()
-            .filter(|r| r.enabled && r.format == ModelFormat::Gguf)
         {
-            specs.insert(
-                record.name.clone(),
-                spec_for(record, self.config.llm.context_length),
-            );
+            let mut specs = self.specs.write().expect("spec lock");
+            specs.clear();
+            for record in records
+                .iter()
+                .filter(|r| r.enabled && r.format == ModelFormat::Gguf)
+            {
+                specs.insert(
+                    record.name.clone(),
+                    spec_for(record, self.config.llm.context_length),
+                );
+            }
         }
-        Ok(())
+        // Installing or removing a model can change the automatic default.
+        self.resolve_default_model().await
     }
 
     /// Validates a GGUF file, or a whisper.cpp ggml speech model, and registers it

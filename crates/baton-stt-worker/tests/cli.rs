@@ -232,7 +232,10 @@ fn serve_stops_a_decode_on_cancel_and_exits_when_stdin_closes() {
         }
         other => panic!("expected the decode to be aborted, got {other:?}"),
     }
-    eprintln!("the cancelled decode ended after {} ms", t.elapsed().as_millis());
+    eprintln!(
+        "the cancelled decode ended after {} ms",
+        t.elapsed().as_millis()
+    );
     // The worker still serves, and a second decode interrupted by the end of stdin ends
     // the process.
     send(&SttRequest::Ping { id: "p".into() });
@@ -249,7 +252,10 @@ fn serve_stops_a_decode_on_cancel_and_exits_when_stdin_closes() {
     let started = std::time::Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
-            eprintln!("exited {} ms after stdin closed", started.elapsed().as_millis());
+            eprintln!(
+                "exited {} ms after stdin closed",
+                started.elapsed().as_millis()
+            );
             break status;
         }
         assert!(

@@ -59,9 +59,7 @@ fn decode_tps(r: &ChatResponse) -> f64 {
 
 /// Runs the benchmark.
 pub async fn run(args: BenchLlmArgs, runtime: &Runtime, json: bool) -> anyhow::Result<()> {
-    let name = args
-        .model
-        .unwrap_or_else(|| runtime.config().chat.default_model.clone());
+    let name = args.model.unwrap_or_else(|| runtime.default_model());
     let record = runtime.model(&name).await?;
     let mut spec = ModelSpec::new(&record.path, 2048);
     if let Some(t) = &record.chat_template_override {

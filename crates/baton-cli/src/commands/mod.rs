@@ -1,11 +1,13 @@
 //! One module per top-level command.
 
 pub mod bench;
+pub mod bench_api;
 pub mod bench_llm;
 pub mod bench_stt;
 pub mod chat;
 pub mod config;
 pub mod engines;
+pub mod eval;
 pub mod models;
 pub mod sessions;
 pub mod vision;

@@ -34,9 +34,18 @@ pub enum ModelsCommand {
         /// Every model Baton knows how to fetch
         #[arg(long, conflicts_with = "names")]
         all: bool,
-        /// List the models Baton can fetch and whether they are installed
+        /// What this machine needs: the chat models it runs comfortably (the best becomes
+        /// the default), speech recognition, voice activity detection and the voice
         #[arg(long, conflicts_with_all = ["names", "all"])]
+        recommended: bool,
+        /// List the models Baton can fetch and whether they are installed
+        #[arg(long, conflicts_with_all = ["names", "all", "recommended"])]
         list: bool,
+    },
+    /// Show or set the default chat model (used when none is chosen)
+    Default {
+        /// The model to make the default [default: show the current one and why]
+        name: Option<String>,
     },
     /// Unregister a model (the file is kept)
     Remove {
@@ -88,7 +97,7 @@ pub async fn run(cmd: ModelsCommand, runtime: &Runtime, json: bool) -> anyhow::R
                 println!("No models registered. `make run` fetches the defaults; `baton models add FILE.gguf` adds one.");
                 return Ok(());
             }
-            let default = &runtime.config().chat.default_model;
+            let default = &runtime.default_model();
             println!(
                 "{:<24} {:<8} {:>7} {:<7} {:>8} {:>9}  TEMPLATE",
                 "NAME", "ARCH", "PARAMS", "QUANT", "CONTEXT", "SIZE"
@@ -118,7 +127,43 @@ pub async fn run(cmd: ModelsCommand, runtime: &Runtime, json: bool) -> anyhow::R
             }
             Ok(())
         }
-        ModelsCommand::Fetch { names, all, list } => fetch(runtime, names, all, list, json).await,
+        ModelsCommand::Fetch {
+            names,
+            all,
+            recommended,
+            list,
+        } => {
+            let names = if recommended {
+                recommended_names(runtime).await?
+            } else {
+                names
+            };
+            fetch(runtime, names, all, list, json).await?;
+            if recommended {
+                choose_default(runtime, json).await?;
+            }
+            Ok(())
+        }
+        ModelsCommand::Default { name: Some(name) } => {
+            runtime.set_default_model(&name).await?;
+            if !json {
+                println!("{name} is now the default chat model");
+            }
+            Ok(())
+        }
+        ModelsCommand::Default { name: None } => {
+            let fits = runtime.chat_model_fits().await?;
+            if json {
+                return print_json(&serde_json::json!({
+                    "default": runtime.default_model(),
+                    "machine": runtime.machine(),
+                    "chat_models": fits,
+                }));
+            }
+            println!("{}", runtime.default_model());
+            print_fits(runtime, &fits);
+            Ok(())
+        }
         ModelsCommand::Add {
             path,
             name,
@@ -289,7 +334,7 @@ fn print_gpu(gpu: &baton_llm::GpuReport) {
 pub async fn doctor(runtime: &Runtime, json: bool) -> anyhow::Result<()> {
     let worker = runtime.llm_worker();
     let models = runtime.models().await?;
-    let default = runtime.config().chat.default_model.clone();
+    let default = runtime.default_model();
     let default_ok = models
         .iter()
         .any(|m| m.name == default && std::path::Path::new(&m.path).exists());
@@ -302,6 +347,8 @@ pub async fn doctor(runtime: &Runtime, json: bool) -> anyhow::Result<()> {
             "default_model": default,
             "default_model_ready": default_ok,
             "gpu": gpu,
+            "machine": runtime.machine(),
+            "chat_models": runtime.chat_model_fits().await?,
         }));
     }
     let mark = |ok: bool| if ok { "ok  " } else { "MISS" };
@@ -325,7 +372,98 @@ pub async fn doctor(runtime: &Runtime, json: bool) -> anyhow::Result<()> {
     );
     println!("     models        {} registered", models.len());
     print_gpu(gpu);
+    println!();
+    let why = if runtime.config().chat.default_model == "auto" {
+        "chosen for this machine (chat.default_model = \"auto\")"
+    } else {
+        "set in the config file"
+    };
+    println!("Default chat model: {default}, {why}");
+    print_fits(runtime, &runtime.chat_model_fits().await?);
     Ok(())
+}
+
+/// What `--recommended` fetches: the chat models that fit this machine, plus the voice
+/// models (speech recognition, voice activity, the voice).
+async fn recommended_names(runtime: &Runtime) -> anyhow::Result<Vec<String>> {
+    let mut names: Vec<String> = runtime
+        .chat_model_fits()
+        .await?
+        .into_iter()
+        .filter(|f| f.fits)
+        .map(|f| f.name)
+        .collect();
+    names.extend(["whisper-base", "silero-vad", "piper-joe-us"].map(String::from));
+    Ok(names)
+}
+
+/// After `--recommended`: with `default_model = "auto"`, the best model that fits becomes
+/// the default (unless one was chosen before and is still installed).
+async fn choose_default(runtime: &Runtime, json: bool) -> anyhow::Result<()> {
+    if runtime.config().chat.default_model != "auto" {
+        return Ok(());
+    }
+    let fits = runtime.chat_model_fits().await?;
+    let stored = runtime
+        .store()
+        .setting(baton_runtime::fit::DEFAULT_MODEL_SETTING)
+        .await?;
+    if stored.is_none() {
+        if let Some(best) = baton_runtime::fit::best_default(&fits) {
+            runtime.set_default_model(&best.name).await?;
+        }
+    }
+    if !json {
+        println!();
+        println!("Default chat model: {}", runtime.default_model());
+        print_fits(runtime, &fits);
+    }
+    Ok(())
+}
+
+/// The chat models and whether each runs comfortably here.
+fn print_fits(runtime: &Runtime, fits: &[baton_runtime::ModelFit]) {
+    let m = runtime.machine();
+    println!(
+        "Chat models for this machine ({} cores, {:.0} GiB RAM, {}):",
+        m.cores,
+        m.ram_bytes as f64 / f64::from(1u32 << 30),
+        if m.gpu_free_bytes > 0 {
+            format!(
+                "{:.1} GiB free on the GPU",
+                m.gpu_free_bytes as f64 / f64::from(1u32 << 30)
+            )
+        } else {
+            "no GPU".into()
+        }
+    );
+    let default = runtime.default_model();
+    for f in fits {
+        let mut notes = vec![f.why.clone()];
+        if let Some(t) = f.measured_tokens_per_second {
+            notes.push(format!("{t:.1} tok/s measured here"));
+        }
+        if let Some(p) = f.eval_pass_rate {
+            notes.push(format!("{:.0}% on the built-in evaluation", p * 100.0));
+        }
+        println!(
+            "  {} {:<30} {:>9}  {:<9} {}",
+            if f.name == default {
+                "*"
+            } else if f.fits {
+                "+"
+            } else {
+                "-"
+            },
+            f.name,
+            human_bytes(f.size as i64),
+            if f.installed { "installed" } else { "missing" },
+            notes.join("; ")
+        );
+    }
+    println!(
+        "  (* default, + fits, - too large or slow here; change with `baton models default NAME`)"
+    );
 }
 
 /// `baton models fetch`: downloads with a progress bar on stderr.
