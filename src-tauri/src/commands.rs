@@ -38,7 +38,7 @@ pub fn app_status(state: State<'_, AppState>) -> AppStatus {
         startup_error: state.runtime().err(),
         default_model: state
             .runtime()
-            .map(|r| r.config().chat.default_model.clone())
+            .map(|r| r.default_model())
             .unwrap_or_default(),
         tray: state.tray(),
     }

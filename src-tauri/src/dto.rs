@@ -445,6 +445,17 @@ pub struct EngineInfo {
     pub breaker: String,
     /// Failure rate over the breaker's window (0..1).
     pub failure_rate: f64,
+    /// US dollars per million prompt tokens.
+    pub input_usd_per_mtok: f64,
+    /// US dollars per million generated tokens.
+    pub output_usd_per_mtok: f64,
+    /// Where its API key is kept: `none`, `keyring` or `file` (the key itself never
+    /// reaches the UI).
+    pub key_store: String,
+    /// Whether the router may use it.
+    pub enabled: bool,
+    /// RFC 3339 time it was added.
+    pub added_at: String,
 }
 
 impl From<baton_runtime::EngineStatus> for EngineInfo {
@@ -456,12 +467,269 @@ impl From<baton_runtime::EngineStatus> for EngineInfo {
                 .iter()
                 .map(|m| format!("{}/{m}", e.record.name))
                 .collect(),
+            input_usd_per_mtok: e.record.input_usd_per_mtok,
+            output_usd_per_mtok: e.record.output_usd_per_mtok,
+            key_store: e.record.key_store,
+            enabled: e.record.enabled,
+            added_at: e.record.added_at.to_rfc3339(),
             name: e.record.name,
             base_url: e.record.base_url,
             breaker: e.breaker,
             failure_rate: e.failure_rate,
         }
     }
+}
+
+/// A remote engine to add, as the Settings form fills it. The API key is only read: it goes
+/// to the runtime's key store and is never logged or sent back (`Debug` redacts it).
+#[derive(Clone, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct NewEngine {
+    /// Short name; its models become `NAME/MODEL`.
+    pub name: String,
+    /// Base URL up to the API version, e.g. `http://127.0.0.1:11434/v1`.
+    pub base_url: String,
+    /// API key, if the endpoint needs one.
+    pub api_key: Option<String>,
+    /// Models to use; empty means every model the endpoint lists.
+    pub models: Vec<String>,
+    /// US dollars per million prompt tokens.
+    pub input_usd_per_mtok: f64,
+    /// US dollars per million generated tokens.
+    pub output_usd_per_mtok: f64,
+}
+
+impl std::fmt::Debug for NewEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewEngine")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("models", &self.models)
+            .field("input_usd_per_mtok", &self.input_usd_per_mtok)
+            .field("output_usd_per_mtok", &self.output_usd_per_mtok)
+            .finish()
+    }
+}
+
+impl From<NewEngine> for baton_runtime::AddEngine {
+    fn from(e: NewEngine) -> Self {
+        Self {
+            name: e.name,
+            base_url: e.base_url,
+            api_key: e.api_key,
+            models: e.models,
+            input_usd_per_mtok: e.input_usd_per_mtok,
+            output_usd_per_mtok: e.output_usd_per_mtok,
+        }
+    }
+}
+
+/// What testing a remote engine found.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineTestInfo {
+    /// The engine.
+    pub name: String,
+    /// Whether it can take requests now.
+    pub ready: bool,
+    /// Round-trip time of the check in milliseconds.
+    pub latency_ms: f64,
+    /// What it answered (its model count and names).
+    pub detail: String,
+    /// The engine's health after the check (its breaker counts the outcome).
+    pub engine: Option<EngineInfo>,
+}
+
+/// A chat model's fit on this machine, for the model choice.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelFitInfo {
+    /// Manifest name.
+    pub name: String,
+    /// File size in bytes.
+    pub size: f64,
+    /// Quality rank from the manifest (higher is better).
+    pub rank: u32,
+    /// Whether it is installed.
+    pub installed: bool,
+    /// Whether it runs comfortably here.
+    pub fits: bool,
+    /// Why, in words.
+    pub why: String,
+    /// Decode speed measured on this machine, tokens per second.
+    pub measured_tokens_per_second: Option<f64>,
+    /// Pass rate over the built-in evaluation (0..1), where measured.
+    pub eval_pass_rate: Option<f64>,
+}
+
+impl From<baton_runtime::ModelFit> for ModelFitInfo {
+    fn from(f: baton_runtime::ModelFit) -> Self {
+        Self {
+            name: f.name,
+            size: f.size as f64,
+            rank: f.rank,
+            installed: f.installed,
+            fits: f.fits,
+            why: f.why,
+            measured_tokens_per_second: f.measured_tokens_per_second,
+            eval_pass_rate: f.eval_pass_rate,
+        }
+    }
+}
+
+/// The chat models this machine can run, and where the person's choice stands.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelChoice {
+    /// Every chat model of the manifest with its fit here, best first.
+    pub models: Vec<ModelFitInfo>,
+    /// The best model that fits this machine (installed or not).
+    pub recommended: Option<String>,
+    /// The chat model used when none is chosen now.
+    pub current: String,
+    /// The model the config file pins (`chat.default_model`), when it is not `auto`: the
+    /// choice is then made there.
+    pub pinned: Option<String>,
+    /// Whether the person has chosen a model (stored in the settings).
+    pub chosen: bool,
+    /// Whether the window should ask now: `auto` in the config, no choice stored, not put
+    /// off with "Decide later", and more than one model fits.
+    pub ask: bool,
+    /// This machine in words (cores, memory, GPU).
+    pub machine: String,
+}
+
+/// Pass rate, time and cost of one model in one mode on one domain, with its 95% interval.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct EvalScoreInfo {
+    /// The model asked for (`auto` when routed).
+    pub model: String,
+    /// `single`, `fanout` or `refine`.
+    pub mode: String,
+    /// The domain, or `all`.
+    pub domain: String,
+    /// Answers that passed.
+    pub passed: u32,
+    /// Answers scored.
+    pub total: u32,
+    /// The pass rate (0..1).
+    pub rate: f64,
+    /// Lower bound of the 95% (Wilson) interval.
+    pub low: Option<f64>,
+    /// Upper bound of the 95% interval.
+    pub high: Option<f64>,
+    /// Mean milliseconds per answer.
+    pub mean_ms: f64,
+    /// Mean generation speed, where measured.
+    pub tokens_per_second: Option<f64>,
+    /// Total cost in US dollars.
+    pub cost_usd: f64,
+}
+
+impl From<baton_store::EvalScore> for EvalScoreInfo {
+    fn from(s: baton_store::EvalScore) -> Self {
+        let interval = baton_eval::wilson_interval(s.passed, s.total);
+        Self {
+            rate: s.rate(),
+            low: interval.map(|i| i.low),
+            high: interval.map(|i| i.high),
+            model: s.model,
+            mode: s.mode,
+            domain: s.domain,
+            passed: s.passed,
+            total: s.total,
+            mean_ms: s.mean_ms,
+            tokens_per_second: s.tokens_per_second,
+            cost_usd: s.cost_usd,
+        }
+    }
+}
+
+/// An evaluation run as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct EvalRunInfo {
+    /// Its id.
+    pub id: f64,
+    /// Question sets.
+    pub sets: Vec<String>,
+    /// `model/mode` labels.
+    pub targets: Vec<String>,
+    /// The machine it ran on.
+    pub machine: String,
+    /// `running`, `done`, `cancelled` or `failed`.
+    pub status: String,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// RFC 3339 end time.
+    pub finished_at: Option<String>,
+    /// Answers scored.
+    pub results: f64,
+}
+
+impl From<baton_store::EvalRun> for EvalRunInfo {
+    fn from(r: baton_store::EvalRun) -> Self {
+        Self {
+            id: r.id as f64,
+            sets: r.sets,
+            targets: r.targets,
+            machine: r.machine,
+            status: r.status,
+            started_at: r.started_at.to_rfc3339(),
+            finished_at: r.finished_at.map(|t| t.to_rfc3339()),
+            results: r.results as f64,
+        }
+    }
+}
+
+/// Progress of an evaluation started in the window.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum EvalProgressInfo {
+    /// The run is recorded and starts.
+    #[serde(rename_all = "camelCase")]
+    Started {
+        /// Its id.
+        run_id: f64,
+        /// Answers it will score.
+        total: u32,
+        /// The models it evaluates.
+        models: Vec<String>,
+    },
+    /// One answer was scored and stored.
+    #[serde(rename_all = "camelCase")]
+    Scored {
+        /// Answers scored so far.
+        done: u32,
+        /// Answers in the run.
+        total: u32,
+        /// Of those, passed.
+        passed: u32,
+        /// The model that answered.
+        model: String,
+        /// The question's id.
+        item_id: String,
+        /// The question's domain.
+        domain: String,
+        /// Whether this answer passed.
+        ok: bool,
+    },
+}
+
+/// How an evaluation started in the window ended.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct EvalReportInfo {
+    /// The run's id.
+    pub run_id: f64,
+    /// Answers scored.
+    pub answers: u32,
+    /// Of those, passed.
+    pub passed: u32,
+    /// Whether it was cancelled before the end.
+    pub cancelled: bool,
 }
 
 /// How a turn ended.

@@ -4,12 +4,18 @@
 //! stream through Tauri channels. The types the UI sees ([`dto`]) generate
 //! `ui/src/bindings.ts` through `tauri-specta`, and a test fails when that file is stale.
 //! The [`shell`] adds the tray menu, global shortcuts, single instance, close to tray and
-//! remembered window geometry; [`voice`] listens for the composer and reads aloud. No business logic lives here.
+//! remembered window geometry; [`voice`] listens for the composer and reads aloud.
+//! [`engines`] manages remote engines (Settings → Engines), [`choice`] the chat model choice
+//! (the first-start dialog and Settings → Models), [`eval`] evaluation runs and scores
+//! (Statistics). No business logic lives here.
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod choice;
 pub mod commands;
 pub mod dto;
+pub mod engines;
+pub mod eval;
 pub mod shell;
 pub mod state;
 pub mod voice;
@@ -56,6 +62,9 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::rate_message,
             commands::get_stats,
             commands::list_engines,
+            engines::add_engine,
+            engines::test_engine,
+            engines::remove_engine,
             commands::list_models,
             commands::add_model,
             commands::fetchable_models,
@@ -63,6 +72,13 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::cancel_fetch,
             commands::verify_model,
             commands::remove_model,
+            choice::model_choice,
+            choice::choose_model,
+            choice::defer_model_choice,
+            eval::eval_scores,
+            eval::eval_runs,
+            eval::start_eval,
+            eval::cancel_eval,
             commands::get_preferences,
             commands::set_preferences,
             commands::copy_text,
@@ -202,6 +218,47 @@ mod tests {
         assert_eq!(p.theme, dto::ThemeChoice::Dark);
         assert_eq!(p.shortcuts, dto::Shortcuts::default());
         assert_eq!(p.model, None);
+    }
+
+    #[test]
+    fn api_keys_from_the_engine_form_are_not_in_debug_output() {
+        let engine: dto::NewEngine = serde_json::from_str(
+            r#"{"name":"lab","baseUrl":"http://h/v1","apiKey":"sk-secret","models":[],
+                "inputUsdPerMtok":0.15,"outputUsdPerMtok":0.6}"#,
+        )
+        .unwrap();
+        let text = format!("{engine:?}");
+        assert!(!text.contains("sk-secret"), "{text}");
+        assert!(
+            text.contains("<redacted>") && text.contains("lab"),
+            "{text}"
+        );
+    }
+
+    /// The window's capability grants only what `permissions/app.toml` lists: every
+    /// command the UI can call must be there (or in the selection window's set).
+    #[test]
+    fn every_command_is_granted() {
+        let granted = include_str!("../permissions/app.toml");
+        let build = include_str!("../build.rs");
+        let bindings = typescript_bindings();
+        let commands: Vec<&str> = bindings
+            .split("TAURI_INVOKE(\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        assert!(commands.len() > 30, "{commands:?}");
+        for command in commands {
+            let permission = format!("\"allow-{}\"", command.replace('_', "-"));
+            assert!(
+                granted.contains(&permission),
+                "{command} is not granted in permissions/app.toml"
+            );
+            assert!(
+                build.contains(&format!("\"{command}\"")),
+                "{command} is not listed in build.rs"
+            );
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ use std::time::Instant;
 pub const PREFERENCES_KEY: &str = "app.preferences";
 /// The settings key under which the window geometry is stored.
 pub const GEOMETRY_KEY: &str = "app.window";
+/// The settings key that records "Decide later" on the first-start model choice.
+pub const MODEL_CHOICE_KEY: &str = "app.model_choice";
 
 /// Shared state of the desktop shell.
 pub struct AppState {

@@ -4,9 +4,10 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { test } from "node:test";
-import { bestWindowWer, Microphone, recordSpeaker, rms, speech, waitForRecording, wordErrorRate } from "./audio.mjs";
+import { Microphone, recordSpeaker, rms, speech, waitForRecording, wordErrorRate } from "./audio.mjs";
 import { Keys, WebDriver } from "./webdriver.mjs";
 
 const APP = process.env.BATON_APP;
@@ -63,6 +64,48 @@ const WATCH_STREAM = `
   obs.observe(document.body, { subtree: true, childList: true, characterData: true });
   return true;`;
 
+/** Sets an input's value as typing would (WebDriver's "send keys" only appends). */
+async function setValue(wd, css, value) {
+  await wd.exec(
+    "const e = document.querySelector(arguments[0]); e.value = arguments[1]; e.dispatchEvent(new Event('input', {bubbles: true})); return true;",
+    [css, value],
+  );
+}
+
+/** Clicks a button once it is enabled, scrolled into view first. */
+async function clickWhenEnabled(wd, css) {
+  await wd.waitFor(`${css} enabled`, () =>
+    wd.exec("const b = document.querySelector(arguments[0]); if (!b || b.disabled) return false; b.scrollIntoView({block: 'nearest'}); return true;", [css]),
+  );
+  await wd.click(await wd.find(css));
+}
+
+/** Switches the theme through Settings → General and leaves Settings open on `tab`. */
+async function theme(wd, id, tab) {
+  if ((await wd.count('[data-testid="settings"]')) === 0) await wd.click(await wd.find('[data-testid="open-settings"]'));
+  await wd.click(await wd.waitForElement('[data-testid="tab-general"]'));
+  await wd.click(await wd.waitForElement(`[data-testid="theme-${id}"]`));
+  await wd.waitFor(`the ${id} theme`, async () => (await wd.exec("return document.documentElement.dataset.theme")) === id);
+  if (tab) await wd.click(await wd.find(`[data-testid="tab-${tab}"]`));
+}
+
+/** A minimal OpenAI-compatible server: it lists two models and records what it was asked. */
+async function fakeOpenAi() {
+  const requests = [];
+  const server = createServer((req, res) => {
+    requests.push({ method: req.method, url: req.url, authorization: req.headers.authorization ?? null });
+    if (req.method === "GET" && req.url === "/v1/models") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ object: "list", data: [{ id: "llama3.2:3b", object: "model" }, { id: "qwen2.5:7b", object: "model" }] }));
+    } else {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { message: "not here", type: "not_found" } }));
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, requests, url: `http://127.0.0.1:${server.address().port}/v1` };
+}
+
 /** The window geometry the app saved in its database (`null` before the first save). */
 function savedGeometry() {
   const python = process.env.BATON_VENV ? join(process.env.BATON_VENV, "bin", "python3") : "python3";
@@ -74,7 +117,7 @@ function savedGeometry() {
   return JSON.parse(execFileSync(python, ["-c", script, join(WORK, "data", "baton.sqlite3")], { encoding: "utf8" }));
 }
 
-test("desktop app end to end", { timeout: 480_000 }, async (t) => {
+test("desktop app end to end", { timeout: 900_000 }, async (t) => {
   let wd;
   t.after(async () => wd?.quit());
 
@@ -219,6 +262,76 @@ test("desktop app end to end", { timeout: 480_000 }, async (t) => {
     shot("10-markdown-light");
   });
 
+  await t.test("Settings → Engines: the empty state, an unreachable URL, an engine added, tested and removed", async () => {
+    const peer = await fakeOpenAi();
+    t.after(() => peer.server.close());
+    // A session without a code block behind the dialog (WebKitGTK paints the code block's
+    // overlay scrollbar above the modal).
+    for (const el of await wd.findAll('[data-testid="session-item"]')) {
+      if ((await wd.text(el)).includes("Tell me about lighthouses")) await wd.click(el);
+    }
+    await wd.click(await wd.find('[data-testid="open-settings"]'));
+    await wd.click(await wd.waitForElement('[data-testid="tab-engines"]'));
+    await wd.waitForElement('[data-testid="engines-empty"]');
+    await wd.settled();
+    shot("25-engines-empty-light");
+    await theme(wd, "dark", "engines");
+    await wd.waitForElement('[data-testid="engines-empty"]');
+    await wd.settled();
+    shot("26-engines-empty-dark");
+    await theme(wd, "light", "engines");
+
+    // Nothing listens on port 9: the runtime's message shows under the form.
+    await wd.waitForElement('[data-testid="engine-form"]');
+    await setValue(wd, '[data-testid="engine-name"]', "lab");
+    await setValue(wd, '[data-testid="engine-url"]', "http://127.0.0.1:9/v1");
+    await clickWhenEnabled(wd, '[data-testid="add-engine"]');
+    const error = await wd.waitForElement('[data-testid="engine-error"]', 30_000);
+    const message = await wd.text(error);
+    console.log(`# unreachable engine: ${message}`);
+    assert.match(message, /127\.0\.0\.1:9/, "the error names the URL");
+    assert.equal(await wd.count('[data-testid="engine-row"]'), 0, "nothing was saved");
+    await wd.settled();
+    shot("27-engines-unreachable");
+
+    // The fake server: checked, its models listed, saved with its prices.
+    await setValue(wd, '[data-testid="engine-url"]', peer.url);
+    await setValue(wd, '[data-testid="engine-input-price"]', "0.15");
+    await setValue(wd, '[data-testid="engine-output-price"]', "0.6");
+    await clickWhenEnabled(wd, '[data-testid="add-engine"]');
+    const row = await wd.waitForElement('[data-testid="engine-row"]', 30_000);
+    const listed = await wd.text(row);
+    assert.match(listed, /lab\/llama3\.2:3b/);
+    assert.match(listed, /lab\/qwen2\.5:7b/);
+    assert.match(listed, /\$0\.15 in · \$0\.6 out per million tokens/);
+    assert.match(await wd.text(await wd.find('[data-testid="engine-added"]')), /Added lab with 2 models/);
+    await wd.click(await wd.find('[data-testid="engine-row"] [data-testid="test-engine"]'));
+    const tested = await wd.text(await wd.waitForElement('[data-testid="engine-test"]', 30_000));
+    assert.match(tested, /✓ Answers in \d+ ms · 2 model\(s\): llama3\.2:3b, qwen2\.5:7b/, tested);
+    await wd.settled();
+    shot("28-engines-added-light");
+    await theme(wd, "dark", "engines");
+    await wd.click(await wd.waitForElement('[data-testid="engine-row"] [data-testid="test-engine"]'));
+    await wd.waitForElement('[data-testid="engine-test"]', 30_000);
+    await wd.settled();
+    shot("29-engines-added-dark");
+    await theme(wd, "light", "engines");
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+    // Its models join the model picker.
+    const options = await wd.exec("return [...document.querySelectorAll('[data-testid=model-picker] option')].map((o) => o.value)");
+    assert.ok(options.includes("lab/llama3.2:3b"), `the picker offers the engine's models: ${options}`);
+
+    // Removed after a confirmation (later steps route between local models only).
+    await wd.click(await wd.find('[data-testid="open-settings"]'));
+    await wd.click(await wd.waitForElement('[data-testid="tab-engines"]'));
+    await wd.click(await wd.waitForElement('[data-testid="remove-engine"]'));
+    await wd.click(await wd.waitForElement('[data-testid="confirm-remove-engine"]'));
+    await wd.waitForElement('[data-testid="engines-empty"]');
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+    assert.ok(peer.requests.some((r) => r.url === "/v1/models"), "the app asked the server for its models");
+    assert.ok(peer.requests.every((r) => r.authorization === null), "no key was configured, none was sent");
+  });
+
   await t.test("OCR a region: select on the captured screen, read, store, ask", async () => {
     // Something to read on the screen: rendered text in an ImageMagick window.
     const png = join(WORK, "invoice.png");
@@ -277,6 +390,8 @@ test("desktop app end to end", { timeout: 480_000 }, async (t) => {
     );
     await wd.settled();
     shot("15-ask-about-capture");
+    // The viewer is not needed any more; later screenshots show the app alone.
+    viewer.kill();
   });
 
   await t.test("a database that is not SQLite shows the error in the window", async () => {
@@ -291,6 +406,56 @@ test("desktop app end to end", { timeout: 480_000 }, async (t) => {
     assert.match(text, /What to do/);
     await wd.settled();
     shot("11-startup-error");
+  });
+
+  await t.test("first start: the chat model choice, then the choice stays", async () => {
+    await wd.quit();
+    // A fresh data dir whose config leaves the model to the person ("auto"), with the
+    // tiny model registered under the name of the manifest's smallest chat model, so
+    // choosing it needs no download.
+    const dir = join(WORK, "choice-data");
+    const conf = join(WORK, "choice.toml");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(conf, `[chat]\ndefault_model = "auto"\nmax_tokens = 120\n\n[llm]\ncontext_length = 32768\n`);
+    execFileSync(process.env.BATON_CLI, ["models", "add", join(WORK, "tiny.gguf"), "--name", "smollm2-135m-instruct", "--source", "models/gen_tiny_gguf.py"], {
+      env: { ...process.env, BATON_DATA_DIR: dir, BATON_CONFIG: conf },
+      stdio: "ignore",
+    });
+    const args = ["--data-dir", dir, "--config", conf];
+    wd = await launch(args);
+    const dialog = await wd.waitForElement('[data-testid="model-choice-dialog"]', 30_000);
+    const text = await wd.text(dialog);
+    assert.equal(await wd.count('[data-testid="model-choice-dialog"] [data-testid="choice-row"]'), 3, text);
+    assert.equal(await wd.count('[data-testid="choice-row"] [data-testid="recommended"]'), 1, "one model is recommended");
+    assert.match(text, /Runs well here/);
+    assert.match(text, /installed/);
+    assert.match(text, /Decide later/);
+    await wd.settled();
+    shot("30-model-choice-light");
+    // The same dialog in the dark theme (the attribute the theme setting sets).
+    await wd.exec("document.documentElement.dataset.theme = 'dark'; return true;");
+    await wd.settled();
+    shot("31-model-choice-dark");
+    await wd.exec("document.documentElement.dataset.theme = 'light'; return true;");
+
+    // The installed model: no download; it becomes the default and the dialog closes.
+    await wd.click(await wd.find('[data-testid="choice-row"][data-model="smollm2-135m-instruct"] [data-testid="choose-model"]'));
+    await wd.waitFor("the dialog to close", async () => (await wd.count('[data-testid="model-choice-dialog"]')) === 0, 30_000);
+    await wd.click(await wd.find('[data-testid="open-settings"]'));
+    await wd.click(await wd.waitForElement('[data-testid="tab-models"]'));
+    const chosen = await wd.waitForElement('[data-testid="choice-row"][data-model="smollm2-135m-instruct"] [data-testid="in-use"]');
+    assert.equal(await wd.text(chosen), "default");
+    await wd.settled();
+    shot("32-model-choice-settings");
+
+    // After a restart the choice holds and nothing asks again.
+    await wd.quit();
+    wd = await launch(args);
+    await wd.waitForElement('[data-testid="new-chat"]', 30_000);
+    await wd.click(await wd.find('[data-testid="open-settings"]'));
+    await wd.click(await wd.waitForElement('[data-testid="tab-models"]'));
+    await wd.waitForElement('[data-testid="choice-row"][data-model="smollm2-135m-instruct"] [data-testid="in-use"]');
+    assert.equal(await wd.count('[data-testid="model-choice-dialog"]'), 0, "the choice is not asked again");
   });
 
   await t.test("critique-and-refine shows its steps, an answer is rated, statistics add up", async () => {
@@ -336,6 +501,49 @@ test("desktop app end to end", { timeout: 480_000 }, async (t) => {
     shot("18-statistics-dark");
     await wd.click(await wd.find('[data-testid="open-settings"]'));
     await wd.click(await wd.waitForElement('[data-testid="theme-light"]'));
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+  });
+
+  await t.test("evaluation: a real run over the tiny model, scores per domain and the run listed", async () => {
+    // Statistics is open (the step before ends there).
+    await wd.click(await wd.waitForElement('[data-testid="stats-tab-evaluation"]'));
+    await wd.waitForElement('[data-testid="eval-empty"]');
+    await wd.settled();
+    shot("33-eval-empty");
+    // Two questions per built-in set: ten answers from the tiny model.
+    await wd.exec(
+      "const s = document.querySelector('[data-testid=eval-limit]'); s.selectedIndex = 0; s.dispatchEvent(new Event('change', {bubbles: true})); return s.options[0].textContent;",
+    );
+    await wd.click(await wd.find('[data-testid="run-eval"]'));
+    await wd.waitForElement('[data-testid="eval-progress"]', 10_000);
+    const progress = await wd
+      .waitFor("an answer scored", async () => {
+        const t = await wd.exec("const e = document.querySelector('[data-testid=eval-progress]'); return e ? e.innerText : 'gone'");
+        return /Evaluating: [1-9]\d* of 10 answers|gone/.test(t) && t;
+      }, 120_000, 20)
+      .catch(() => "gone");
+    if (progress !== "gone") shot("34-eval-running");
+    const finished = await wd.waitForElement('[data-testid="eval-finished"]', 240_000);
+    assert.match(await wd.text(finished), /finished: 10 answers/);
+    const table = await wd.waitForElement('[data-testid="eval-scores"]');
+    const row = await wd.text(await wd.find('[data-testid="eval-row"]'));
+    assert.match(row, /tiny/);
+    for (const d of ["general", "math", "code", "writing", "translation"]) {
+      assert.match(await wd.text(await wd.find(`[data-testid="eval-row"] [data-testid="eval-cell-${d}"]`)), /\d+%\s+\d\/2/, `${d} scored`);
+    }
+    assert.match(await wd.text(await wd.find('[data-testid="eval-row"] [data-testid="eval-cell-all"]')), /\d+%\s+\d+\/10 · \d+–\d+%/);
+    assert.ok(table);
+    assert.equal(await wd.count('[data-testid="eval-chart"] rect'), 6, "one bar per domain and all");
+    const run = await wd.text(await wd.find('[data-testid="eval-run"]'));
+    assert.match(run, /tiny\/single/);
+    assert.match(run, /done/);
+    await wd.settled();
+    shot("35-eval-results-light");
+    await theme(wd, "dark");
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+    await wd.settled();
+    shot("36-eval-results-dark");
+    await theme(wd, "light");
     await wd.click(await wd.find('[data-testid="close-settings"]'));
   });
 
@@ -423,12 +631,14 @@ test("desktop app end to end", { timeout: 480_000 }, async (t) => {
     const loud = rms(wav);
     const transcript = execFileSync(process.env.BATON_CLI, ["transcribe", wav, "--language", "en"], { encoding: "utf8", timeout: 120_000 });
     console.log(`# read aloud: RMS ${loud.toFixed(3)}, heard back ${JSON.stringify(transcript.trim())}`);
-    // whisper-base hears Piper's "Split on whitespace … iterator" loosely ("Flit on white
-    // space", "Fill it on", "edirator", "the word again"): the first sentence must come back
-    // with at most 40% of its words wrong.
-    const firstSentence = "Split on whitespace, reverse the iterator, and join the words again";
-    const heardWer = bestWindowWer(firstSentence, transcript.replace(/white space/gi, "whitespace"));
-    assert.ok(heardWer <= 0.4, `the answer's first sentence was read aloud (WER ${heardWer.toFixed(2)}): ${transcript}`);
+    // The whole answer comes back, code left out. whisper-base hears Piper's "Split on
+    // whitespace … iterator" loosely ("Flit on white space", "edirator") and, on a loaded
+    // machine, playback can drop a few words: at most 45% of the words may be wrong; a
+    // reading cut short or a missing sentence is far above that.
+    const answerText = "Split on whitespace, reverse the iterator, and join the words again. Split whitespace also drops repeated spaces. For Unicode-aware word boundaries, use the unicode-segmentation crate.";
+    const norm = (t) => t.replace(/white ?space/gi, "whitespace").replace(/-/g, " ");
+    const heardWer = wordErrorRate(norm(answerText), norm(transcript));
+    assert.ok(heardWer <= 0.45, `the answer was read aloud (WER ${heardWer.toFixed(2)}): ${transcript}`);
     assert.ok(loud > 0.01, `the speaker played something (RMS ${loud})`);
     assert.doesNotMatch(transcript, /fn reverse|assert/i, "code blocks are not read aloud");
 

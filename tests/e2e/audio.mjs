@@ -347,18 +347,3 @@ export function wordErrorRate(expected, heard) {
   return prev[h.length] / Math.max(e.length, 1);
 }
 
-/**
- * The lowest word error rate of `expected` against any run of words in `heard` about as long
- * as it (a sentence found inside a longer transcript).
- */
-export function bestWindowWer(expected, heard) {
-  const words = (s) => s.toLowerCase().split(/[^\p{L}\p{N}']+/u).filter(Boolean);
-  const [e, h] = [words(expected), words(heard)];
-  let best = wordErrorRate(expected, heard);
-  for (let start = 0; start < h.length; start++) {
-    for (let len = Math.max(1, e.length - 3); len <= e.length + 3 && start + len <= h.length; len++) {
-      best = Math.min(best, wordErrorRate(expected, h.slice(start, start + len).join(" ")));
-    }
-  }
-  return best;
-}

@@ -44,8 +44,15 @@ cleanup() {
   cp "$WORK/tauri-driver.log" "$E2E_ARTIFACTS"/app-stderr.log 2>/dev/null || true
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  [[ -z $pulse ]] || pulseaudio -k 2>/dev/null || true
-  if ((status == 0)); then rm -rf "$WORK"; else echo "e2e: kept $WORK for inspection" >&2; fi
+  if [[ -n $pulse ]]; then
+    # `pulseaudio -k` only asks; wait (bounded) until it has gone, since it still writes
+    # into $WORK while it shuts down.
+    local pid
+    pid="$(cat "$XDG_RUNTIME_DIR/pulse/pid" 2>/dev/null || true)"
+    pulseaudio -k 2>/dev/null || true
+    for _ in $(seq 100); do [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  if ((status == 0)); then rm -rf "$WORK" || echo "e2e: could not remove $WORK" >&2; else echo "e2e: kept $WORK for inspection" >&2; fi
   exit $status
 }
 trap cleanup EXIT INT TERM

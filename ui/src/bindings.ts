@@ -143,6 +143,41 @@ async listEngines() : Promise<Result<EngineInfo[], AppError>> {
 }
 },
 /**
+ * Adds (or replaces) a remote engine: the runtime checks that it answers and lists its
+ * models before anything is saved; the key goes to the key store the config names.
+ */
+async addEngine(engine: NewEngine) : Promise<Result<EngineInfo, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("add_engine", { engine }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Checks that a remote engine answers, and how fast; the outcome counts toward its
+ * circuit breaker. A failure is an error whose message says what went wrong.
+ */
+async testEngine(name: string) : Promise<Result<EngineTestInfo, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("test_engine", { name }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Removes a remote engine and its key; false when there was none.
+ */
+async removeEngine(name: string) : Promise<Result<boolean, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("remove_engine", { name }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
  * Registered models.
  */
 async listModels() : Promise<Result<ModelInfo[], AppError>> {
@@ -214,6 +249,82 @@ async removeModel(name: string) : Promise<Result<null, AppError>> {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };
 }
+},
+/**
+ * The chat models for this machine and where the person's choice stands.
+ */
+async modelChoice() : Promise<Result<ModelChoice, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("model_choice") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Makes `name` the default chat model (it must be installed: the window fetches it first).
+ */
+async chooseModel(name: string) : Promise<Result<ModelChoice, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("choose_model", { name }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * "Decide later": the welcome dialog is not shown again; Settings → Models still offers
+ * the choice.
+ */
+async deferModelChoice() : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("defer_model_choice") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * The latest score of every model × mode × domain (and `all`), with 95% intervals.
+ */
+async evalScores() : Promise<Result<EvalScoreInfo[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("eval_scores") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * The most recent evaluation runs, newest first.
+ */
+async evalRuns() : Promise<Result<EvalRunInfo[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("eval_runs") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Runs the built-in question sets (at most `limit` questions each) over every installed
+ * chat model in single mode, as `baton eval --limit N` does, reporting each scored answer
+ * through `on_progress`. Every answer is stored as it is scored, so a cancelled run keeps
+ * what it measured.
+ */
+async startEval(limit: number | null, onProgress: TAURI_CHANNEL<EvalProgressInfo>) : Promise<Result<EvalReportInfo, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("start_eval", { limit, onProgress }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Cancels the running evaluation; false when none runs. What was scored stays.
+ */
+async cancelEval() : Promise<boolean> {
+    return await TAURI_INVOKE("cancel_eval");
 },
 /**
  * The saved preferences, and shortcuts that could not be registered.
@@ -621,7 +732,168 @@ breaker: string;
 /**
  * Failure rate over the breaker's window (0..1).
  */
-failureRate: number }
+failureRate: number; 
+/**
+ * US dollars per million prompt tokens.
+ */
+inputUsdPerMtok: number; 
+/**
+ * US dollars per million generated tokens.
+ */
+outputUsdPerMtok: number; 
+/**
+ * Where its API key is kept: `none`, `keyring` or `file` (the key itself never
+ * reaches the UI).
+ */
+keyStore: string; 
+/**
+ * Whether the router may use it.
+ */
+enabled: boolean; 
+/**
+ * RFC 3339 time it was added.
+ */
+addedAt: string }
+/**
+ * What testing a remote engine found.
+ */
+export type EngineTestInfo = { 
+/**
+ * The engine.
+ */
+name: string; 
+/**
+ * Whether it can take requests now.
+ */
+ready: boolean; 
+/**
+ * Round-trip time of the check in milliseconds.
+ */
+latencyMs: number; 
+/**
+ * What it answered (its model count and names).
+ */
+detail: string; 
+/**
+ * The engine's health after the check (its breaker counts the outcome).
+ */
+engine: EngineInfo | null }
+/**
+ * Progress of an evaluation started in the window.
+ */
+export type EvalProgressInfo = 
+/**
+ * The run is recorded and starts.
+ */
+{ kind: "started"; runId: number; total: number; models: string[] } | 
+/**
+ * One answer was scored and stored.
+ */
+{ kind: "scored"; done: number; total: number; passed: number; model: string; itemId: string; domain: string; ok: boolean }
+/**
+ * How an evaluation started in the window ended.
+ */
+export type EvalReportInfo = { 
+/**
+ * The run's id.
+ */
+runId: number; 
+/**
+ * Answers scored.
+ */
+answers: number; 
+/**
+ * Of those, passed.
+ */
+passed: number; 
+/**
+ * Whether it was cancelled before the end.
+ */
+cancelled: boolean }
+/**
+ * An evaluation run as listed.
+ */
+export type EvalRunInfo = { 
+/**
+ * Its id.
+ */
+id: number; 
+/**
+ * Question sets.
+ */
+sets: string[]; 
+/**
+ * `model/mode` labels.
+ */
+targets: string[]; 
+/**
+ * The machine it ran on.
+ */
+machine: string; 
+/**
+ * `running`, `done`, `cancelled` or `failed`.
+ */
+status: string; 
+/**
+ * RFC 3339 start time.
+ */
+startedAt: string; 
+/**
+ * RFC 3339 end time.
+ */
+finishedAt: string | null; 
+/**
+ * Answers scored.
+ */
+results: number }
+/**
+ * Pass rate, time and cost of one model in one mode on one domain, with its 95% interval.
+ */
+export type EvalScoreInfo = { 
+/**
+ * The model asked for (`auto` when routed).
+ */
+model: string; 
+/**
+ * `single`, `fanout` or `refine`.
+ */
+mode: string; 
+/**
+ * The domain, or `all`.
+ */
+domain: string; 
+/**
+ * Answers that passed.
+ */
+passed: number; 
+/**
+ * Answers scored.
+ */
+total: number; 
+/**
+ * The pass rate (0..1).
+ */
+rate: number; 
+/**
+ * Lower bound of the 95% (Wilson) interval.
+ */
+low: number | null; 
+/**
+ * Upper bound of the 95% interval.
+ */
+high: number | null; 
+/**
+ * Mean milliseconds per answer.
+ */
+meanMs: number; 
+/**
+ * Mean generation speed, where measured.
+ */
+tokensPerSecond: number | null; 
+/**
+ * Total cost in US dollars.
+ */
+costUsd: number }
 /**
  * Progress of a model fetch: `done` of `total` bytes in the current stage.
  */
@@ -763,6 +1035,76 @@ ok: boolean;
  */
 detail: string }
 /**
+ * The chat models this machine can run, and where the person's choice stands.
+ */
+export type ModelChoice = { 
+/**
+ * Every chat model of the manifest with its fit here, best first.
+ */
+models: ModelFitInfo[]; 
+/**
+ * The best model that fits this machine (installed or not).
+ */
+recommended: string | null; 
+/**
+ * The chat model used when none is chosen now.
+ */
+current: string; 
+/**
+ * The model the config file pins (`chat.default_model`), when it is not `auto`: the
+ * choice is then made there.
+ */
+pinned: string | null; 
+/**
+ * Whether the person has chosen a model (stored in the settings).
+ */
+chosen: boolean; 
+/**
+ * Whether the window should ask now: `auto` in the config, no choice stored, not put
+ * off with "Decide later", and more than one model fits.
+ */
+ask: boolean; 
+/**
+ * This machine in words (cores, memory, GPU).
+ */
+machine: string }
+/**
+ * A chat model's fit on this machine, for the model choice.
+ */
+export type ModelFitInfo = { 
+/**
+ * Manifest name.
+ */
+name: string; 
+/**
+ * File size in bytes.
+ */
+size: number; 
+/**
+ * Quality rank from the manifest (higher is better).
+ */
+rank: number; 
+/**
+ * Whether it is installed.
+ */
+installed: boolean; 
+/**
+ * Whether it runs comfortably here.
+ */
+fits: boolean; 
+/**
+ * Why, in words.
+ */
+why: string; 
+/**
+ * Decode speed measured on this machine, tokens per second.
+ */
+measuredTokensPerSecond: number | null; 
+/**
+ * Pass rate over the built-in evaluation (0..1), where measured.
+ */
+evalPassRate: number | null }
+/**
  * A registered model.
  */
 export type ModelInfo = { 
@@ -814,6 +1156,35 @@ license: string | null;
  * Whether it is enabled.
  */
 enabled: boolean }
+/**
+ * A remote engine to add, as the Settings form fills it. The API key is only read: it goes
+ * to the runtime's key store and is never logged or sent back (`Debug` redacts it).
+ */
+export type NewEngine = { 
+/**
+ * Short name; its models become `NAME/MODEL`.
+ */
+name: string; 
+/**
+ * Base URL up to the API version, e.g. `http://127.0.0.1:11434/v1`.
+ */
+baseUrl: string; 
+/**
+ * API key, if the endpoint needs one.
+ */
+apiKey: string | null; 
+/**
+ * Models to use; empty means every model the endpoint lists.
+ */
+models: string[]; 
+/**
+ * US dollars per million prompt tokens.
+ */
+inputUsdPerMtok: number; 
+/**
+ * US dollars per million generated tokens.
+ */
+outputUsdPerMtok: number }
 /**
  * A screenshot waiting for its region to be selected.
  */

@@ -11,12 +11,20 @@ import {
   type CaptureInfo,
   type CaptureSummaryInfo,
   type EngineInfo,
+  type EngineTestInfo,
+  type EvalProgressInfo,
+  type EvalReportInfo,
+  type EvalRunInfo,
+  type EvalScoreInfo,
   type FetchableModel,
   type FetchProgressInfo,
   type MessageInfo,
   type PendingCapture,
   type ModelCheck,
+  type ModelChoice,
+  type ModelFitInfo,
   type ModelInfo,
+  type NewEngine,
   type Preferences,
   type PreferencesState,
   type ReadAloud,
@@ -38,12 +46,20 @@ export type {
   CaptureInfo,
   CaptureSummaryInfo,
   EngineInfo,
+  EngineTestInfo,
+  EvalProgressInfo,
+  EvalReportInfo,
+  EvalRunInfo,
+  EvalScoreInfo,
   FetchableModel,
   FetchProgressInfo,
   MessageInfo,
   PendingCapture,
   ModelCheck,
+  ModelChoice,
+  ModelFitInfo,
   ModelInfo,
+  NewEngine,
   Preferences,
   PreferencesState,
   ReadAloud,
@@ -97,6 +113,21 @@ export interface BatonApi {
   rate(messageId: number, rating: number | null): Promise<void>;
   stats(): Promise<StatsInfo>;
   listEngines(): Promise<EngineInfo[]>;
+  /** Adds a remote engine after the runtime has checked it; the key is never returned. */
+  addEngine(engine: NewEngine): Promise<EngineInfo>;
+  testEngine(name: string): Promise<EngineTestInfo>;
+  removeEngine(name: string): Promise<boolean>;
+  /** The chat models for this machine and whether to ask the person to choose. */
+  modelChoice(): Promise<ModelChoice>;
+  /** Makes an installed chat model the default. */
+  chooseModel(name: string): Promise<ModelChoice>;
+  /** "Decide later" on the first-start model choice. */
+  deferModelChoice(): Promise<void>;
+  evalScores(): Promise<EvalScoreInfo[]>;
+  evalRuns(): Promise<EvalRunInfo[]>;
+  /** Runs the built-in question sets (at most `limit` each) over the installed chat models. */
+  startEval(limit: number | null, onProgress: (p: EvalProgressInfo) => void): Promise<EvalReportInfo>;
+  cancelEval(): Promise<boolean>;
   stop(sessionId: string): Promise<boolean>;
   listModels(): Promise<ModelInfo[]>;
   addModel(path: string, name: string | null): Promise<ModelInfo>;
@@ -153,6 +184,18 @@ export const tauriApi: BatonApi = {
   },
   stats: () => unwrap(commands.getStats()),
   listEngines: () => unwrap(commands.listEngines()),
+  addEngine: (engine) => unwrap(commands.addEngine(engine)),
+  testEngine: (name) => unwrap(commands.testEngine(name)),
+  removeEngine: (name) => unwrap(commands.removeEngine(name)),
+  modelChoice: () => unwrap(commands.modelChoice()),
+  chooseModel: (name) => unwrap(commands.chooseModel(name)),
+  deferModelChoice: async () => {
+    await unwrap(commands.deferModelChoice());
+  },
+  evalScores: () => unwrap(commands.evalScores()),
+  evalRuns: () => unwrap(commands.evalRuns()),
+  startEval: (limit, onProgress) => unwrap(commands.startEval(limit, channel(onProgress))),
+  cancelEval: () => commands.cancelEval(),
   stop: (sessionId) => commands.stopGeneration(sessionId),
   listModels: () => unwrap(commands.listModels()),
   addModel: (path, name) => unwrap(commands.addModel(path, name)),

@@ -142,6 +142,16 @@ export class ChatController {
     this.models = await this.api.listModels();
   }
 
+  /** Re-reads the remote engines (after one was added or removed in Settings). */
+  async refreshEngines(): Promise<void> {
+    this.engines = await this.api.listEngines();
+  }
+
+  /** Re-reads the app status (the default model changes when one is chosen). */
+  async refreshStatus(): Promise<void> {
+    this.status = await this.api.status();
+  }
+
   async select(id: string, highlight: number | null = null): Promise<void> {
     this.currentId = id;
     this.highlightMessageId = highlight;

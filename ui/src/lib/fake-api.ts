@@ -1,5 +1,24 @@
 // An in-memory BatonApi for unit tests: sessions, messages and a scripted "model".
-import type { AppAction, AppStatus, BatonApi, MessageInfo, Preferences, ReadAloud, SessionInfo, StreamEvent, TurnResult, VoiceInput } from "./api";
+import type {
+  AppAction,
+  AppStatus,
+  BatonApi,
+  EngineInfo,
+  EvalProgressInfo,
+  EvalRunInfo,
+  EvalScoreInfo,
+  FetchProgressInfo,
+  MessageInfo,
+  ModelChoice,
+  ModelFitInfo,
+  ModelInfo,
+  Preferences,
+  ReadAloud,
+  SessionInfo,
+  StreamEvent,
+  TurnResult,
+  VoiceInput,
+} from "./api";
 import { ApiError } from "./api";
 
 export interface FakeOptions {
@@ -14,6 +33,67 @@ export interface FakeOptions {
   heard?: VoiceInput[];
   /** startListening fails with this error. */
   listenError?: { kind: string; message: string };
+  /** Registered models. */
+  models?: ModelInfo[];
+  /** Chat models for the model choice (none by default: nothing to choose). */
+  fits?: ModelFitInfo[];
+  /** The config pins this default model (then the choice is made in the config file). */
+  pinned?: string | null;
+  /** How a model fetch goes: fails (default), succeeds with progress, or waits for a cancel. */
+  fetch?: "fail" | "ok" | "wait";
+  /** Remote engines already added. */
+  engines?: EngineInfo[];
+  /** Stored evaluation scores and runs. */
+  evalScores?: EvalScoreInfo[];
+  evalRuns?: EvalRunInfo[];
+  /** startEval waits for cancelEval after its first answer. */
+  evalWaits?: boolean;
+}
+
+/** A model's record as listModels returns it. */
+export function fakeModel(name: string, extra: Partial<ModelInfo> = {}): ModelInfo {
+  return {
+    name,
+    path: `/models/${name}.gguf`,
+    format: "gguf",
+    tasks: ["chat"],
+    architecture: "llama",
+    parameters: 135e6,
+    contextLength: 8192,
+    quantization: "Q8_0",
+    fileSize: 98e6,
+    source: null,
+    license: null,
+    enabled: true,
+    ...extra,
+  };
+}
+
+/** A chat model's fit for the model choice. */
+export function fakeFit(name: string, extra: Partial<ModelFitInfo> = {}): ModelFitInfo {
+  return { name, size: 5e8, rank: 1, installed: false, fits: true, why: "0.5 GB runs on 2 CPU cores in 0.8 GiB of memory", measuredTokensPerSecond: null, evalPassRate: null, ...extra };
+}
+
+/** An evaluation score with its interval. */
+export function fakeScore(model: string, domain: string, passed: number, total: number, extra: Partial<EvalScoreInfo> = {}): EvalScoreInfo {
+  return { model, mode: "single", domain, passed, total, rate: passed / total, low: Math.max(0, passed / total - 0.2), high: Math.min(1, passed / total + 0.2), meanMs: 1500, tokensPerSecond: 12.5, costUsd: 0, ...extra };
+}
+
+/** An engine as listEngines returns it. */
+export function fakeEngine(name: string, extra: Partial<EngineInfo> = {}): EngineInfo {
+  return {
+    name,
+    baseUrl: "http://127.0.0.1:11434/v1",
+    models: [`${name}/llama3.2`, `${name}/qwen2.5`],
+    breaker: "closed",
+    failureRate: 0,
+    inputUsdPerMtok: 0,
+    outputUsdPerMtok: 0,
+    keyStore: "none",
+    enabled: true,
+    addedAt: new Date().toISOString(),
+    ...extra,
+  };
 }
 
 export function fakeApi(opts: FakeOptions = {}) {
@@ -39,6 +119,30 @@ export function fakeApi(opts: FakeOptions = {}) {
     return true;
   };
   const ratings = new Map<number, number | null>();
+  const models: ModelInfo[] = [...(opts.models ?? [])];
+  const engines: EngineInfo[] = [...(opts.engines ?? [])];
+  /** API keys the window handed over (they must never come back). */
+  const keys = new Map<string, string>();
+  let chosen: string | null = null;
+  let deferred = false;
+  const cancelled = new Set<string>();
+  let evalCancel: (() => void) | null = null;
+  const scores: EvalScoreInfo[] = [...(opts.evalScores ?? [])];
+  const runs: EvalRunInfo[] = [...(opts.evalRuns ?? [])];
+  const choice = (): ModelChoice => {
+    const fits = (opts.fits ?? []).map((f) => ({ ...f, installed: f.installed || models.some((m) => m.name === f.name) }));
+    const recommended = fits.find((f) => f.fits)?.name ?? null;
+    const current = opts.pinned ?? chosen ?? fits.find((f) => f.installed && f.fits)?.name ?? "tiny";
+    return {
+      models: fits,
+      recommended,
+      current,
+      pinned: opts.pinned ?? null,
+      chosen: chosen !== null,
+      ask: !opts.pinned && chosen === null && !deferred && fits.filter((f) => f.fits).length > 1,
+      machine: "2 cores, 23 GiB RAM, no GPU",
+    };
+  };
   const sentModes: string[] = [];
   const now = () => new Date().toISOString();
   const msg = (sessionId: string, role: "user" | "assistant", content: string, extra: Partial<MessageInfo> = {}): MessageInfo => ({
@@ -92,7 +196,7 @@ export function fakeApi(opts: FakeOptions = {}) {
       version: "0.1.0",
       paths: { dataDir: "/data", configFile: "/config.toml", modelsDir: "/models" },
       startupError: opts.startupError ? { kind: "startup", message: opts.startupError } : null,
-      defaultModel: "tiny",
+      defaultModel: choice().current,
       tray: true,
     }),
     listSessions: async () => [...sessions].sort((a, b) => b.updatedAt.localeCompare(a.updatedAt)),
@@ -153,22 +257,128 @@ export function fakeApi(opts: FakeOptions = {}) {
       canaryDecisions: 0,
       engines: [],
     }),
-    listEngines: async () => [],
+    listEngines: async () => engines.map((e) => ({ ...e })),
+    addEngine: async (e) => {
+      const name = e.name.trim();
+      if (!name || /[\s/]/.test(name)) {
+        throw new ApiError({ kind: "model", message: `\`${name}\` cannot name an engine: use a short name without spaces or \`/\` that is not a local model's name` });
+      }
+      if (!/^https?:\/\//.test(e.baseUrl)) {
+        throw new ApiError({ kind: "model", message: `\`${e.baseUrl}\` is not an http(s) URL; give the API's base URL, e.g. http://127.0.0.1:11434/v1` });
+      }
+      if (e.baseUrl.includes(":9/")) {
+        throw new ApiError({ kind: "engine", message: `engine \`${name}\` is unreachable: cannot connect to ${e.baseUrl}; is the server running?` });
+      }
+      if (e.apiKey) keys.set(name, e.apiKey);
+      const added = fakeEngine(name, {
+        baseUrl: e.baseUrl.replace(/\/$/, ""),
+        models: (e.models.length ? e.models : ["llama3.2", "qwen2.5"]).map((m) => `${name}/${m}`),
+        inputUsdPerMtok: e.inputUsdPerMtok,
+        outputUsdPerMtok: e.outputUsdPerMtok,
+        keyStore: e.apiKey ? "keyring" : "none",
+      });
+      const at = engines.findIndex((x) => x.name === name);
+      if (at >= 0) engines.splice(at, 1, added);
+      else engines.push(added);
+      return { ...added };
+    },
+    testEngine: async (name) => {
+      const e = engines.find((x) => x.name === name);
+      if (!e) throw new ApiError({ kind: "model", message: `there is no engine \`${name}\`; see \`baton engines list\`` });
+      if (e.breaker === "open") throw new ApiError({ kind: "engine", message: `engine \`${name}\` is unreachable: connection refused` });
+      return { name, ready: true, latencyMs: 42, detail: `${e.models.length} model(s): ${e.models.map((m) => m.split("/")[1]).join(", ")}`, engine: { ...e } };
+    },
+    removeEngine: async (name) => {
+      const at = engines.findIndex((x) => x.name === name);
+      if (at < 0) return false;
+      engines.splice(at, 1);
+      keys.delete(name);
+      return true;
+    },
+    modelChoice: async () => choice(),
+    chooseModel: async (name) => {
+      if (opts.pinned) throw new ApiError({ kind: "model", message: `the config file /config.toml sets chat.default_model = "${opts.pinned}"; change it there (or set it to "auto")` });
+      if (!models.some((m) => m.name === name)) throw new ApiError({ kind: "model", message: `model \`${name}\` is not registered` });
+      chosen = name;
+      return choice();
+    },
+    deferModelChoice: async () => {
+      deferred = true;
+    },
+    evalScores: async () => scores.map((x) => ({ ...x })),
+    evalRuns: async () => runs.map((x) => ({ ...x })),
+    startEval: async (limit, onProgress: (p: EvalProgressInfo) => void) => {
+      const chat = models.filter((m) => m.tasks.includes("chat")).map((m) => m.name);
+      if (chat.length === 0) throw new ApiError({ kind: "modelUnavailable", message: "no chat model is installed; download one in Settings → Models first" });
+      const domains = ["general", "math", "code", "writing", "translation"];
+      const per = limit ?? 3;
+      const total = domains.length * per * chat.length;
+      const runId = runs.length + 1;
+      const run: EvalRunInfo = { id: runId, sets: ["general", "arithmetic", "code", "writing", "translation"], targets: chat.map((m) => `${m}/single`), machine: "2 cores, 23 GiB RAM, no GPU", status: "running", startedAt: now(), finishedAt: null, results: 0 };
+      runs.unshift(run);
+      onProgress({ kind: "started", runId, total, models: chat });
+      let done = 0;
+      let passed = 0;
+      let stopped = false;
+      for (const model of chat) {
+        for (const domain of domains) {
+          for (let i = 0; i < per && !stopped; i++) {
+            const ok = i % 2 === 0;
+            done++;
+            passed += ok ? 1 : 0;
+            run.results = done;
+            onProgress({ kind: "scored", done, total, passed, model, itemId: `${domain}-00${i + 1}`, domain, ok });
+            if (opts.evalWaits && done === 1) {
+              await new Promise<void>((resolve) => (evalCancel = resolve));
+              stopped = true;
+            }
+          }
+        }
+        const all = fakeScore(model, "all", passed, Math.max(1, done));
+        scores.push(...domains.map((d) => fakeScore(model, d, Math.ceil(per / 2), per)), all);
+      }
+      run.status = stopped ? "cancelled" : "done";
+      run.finishedAt = now();
+      return { runId, answers: done, passed, cancelled: stopped };
+    },
+    cancelEval: async () => {
+      const c = evalCancel;
+      evalCancel = null;
+      c?.();
+      return c !== null;
+    },
     stop: async () => {
       const s = stopper;
       stopper = null;
       s?.();
       return s !== null;
     },
-    listModels: async () => [],
+    listModels: async () => models.map((m) => ({ ...m })),
     addModel: async () => {
       throw new ApiError({ kind: "model", message: "not a GGUF file" });
     },
     fetchableModels: async () => [],
-    fetchModel: async (name) => {
-      throw new ApiError({ kind: "model", message: `cannot fetch ${name} in tests` });
+    fetchModel: async (name, onProgress: (p: FetchProgressInfo) => void) => {
+      if ((opts.fetch ?? "fail") === "fail") throw new ApiError({ kind: "model", message: `cannot fetch ${name} in tests` });
+      const total = (opts.fits ?? []).find((f) => f.name === name)?.size ?? 1e8;
+      onProgress({ model: name, stage: "downloading", done: total / 4, total });
+      if (opts.fetch === "wait") {
+        await new Promise<void>((resolve) => {
+          const poll = () => (cancelled.has(name) ? resolve() : setTimeout(poll, 5));
+          poll();
+        });
+        cancelled.delete(name);
+        throw new ApiError({ kind: "model", message: `fetching ${name} was cancelled; the partial download was deleted` });
+      }
+      onProgress({ model: name, stage: "downloading", done: total, total });
+      const m = fakeModel(name, { fileSize: total });
+      models.push(m);
+      return { ...m };
     },
-    cancelFetch: async () => false,
+    cancelFetch: async (name) => {
+      cancelled.add(name);
+      return true;
+    },
     verifyModel: async (name) => ({ name, ok: true, detail: "intact" }),
     removeModel: async () => {},
     getPreferences: async () => ({ preferences: prefs, shortcutErrors: [] }),
@@ -223,5 +433,7 @@ export function fakeApi(opts: FakeOptions = {}) {
   };
   /** Whether the window has subscribed to voice input events (it does after loading). */
   const subscribedToVoice = () => voiceHandler !== null;
-  return { api, sessions, messages, ratings, sentModes, readAloud, subscribedToVoice };
+  /** Whether "Decide later" was stored. */
+  const deferredChoice = () => deferred;
+  return { api, sessions, messages, ratings, sentModes, readAloud, subscribedToVoice, keys, engines, runs, deferredChoice };
 }
