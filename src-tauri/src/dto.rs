@@ -945,6 +945,7 @@ impl From<RuntimeError> for AppError {
             RuntimeError::Speech(baton_core::SpeechError::Model(_)) => "speechModel",
             RuntimeError::Speech(baton_core::SpeechError::NoDevice(_)) => "noDevice",
             RuntimeError::Speech(_) => "speech",
+            RuntimeError::Task(_) => "invalid",
         };
         Self::new(kind, e.to_string())
     }

@@ -1,6 +1,6 @@
 //! Baton's local OpenAI-compatible HTTP API: `POST /v1/chat/completions` (streamed over
 //! server-sent events or as one JSON body) and `GET /v1/models`, for other programs on the
-//! machine. It listens on 127.0.0.1 only and every request needs the bearer token.
+//! machine, and Baton's task queue under `/v1/tasks` (see the `tasks` module). It listens on 127.0.0.1 only and every request needs the bearer token.
 //!
 //! The request's sampling parameters (`max_tokens`, `temperature`, `top_p`, `stop`, `seed`,
 //! penalties, `response_format`) are honoured for that request; parameters Baton cannot
@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod request;
+mod tasks;
 
 pub use client::ApiClient;
 pub use request::{CompletionRequest, RequestError};
@@ -91,6 +92,12 @@ pub async fn serve(runtime: Runtime, port: u16, token: String) -> Result<Server,
     let app = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
+        .route("/v1/tasks", post(tasks::create).get(tasks::list))
+        .route("/v1/tasks/events", get(tasks::events))
+        .route("/v1/tasks/{id}", get(tasks::get_one))
+        .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/v1/tasks/{id}/approve", post(tasks::approve))
+        .route("/v1/tasks/{id}/reject", post(tasks::reject))
         .with_state(state);
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();

@@ -87,6 +87,17 @@ pub enum Command {
         #[arg(long, env = "BATON_API_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// The task queue: add, list, show, logs, watch, cancel, retry, approve, reject, pause, resume, move
+    #[command(subcommand)]
+    Tasks(crate::commands::tasks::TasksCommand),
+    /// Workflow templates in YAML: list, show, validate, import, export, run
+    #[command(subcommand)]
+    Templates(crate::commands::tasks::TemplatesCommand),
+    /// Cron schedules that run templates: list, add, enable, disable, remove
+    #[command(subcommand)]
+    Schedules(crate::commands::tasks::SchedulesCommand),
+    /// Run the task queue headless (the app and `baton serve` run one too)
+    Worker(crate::commands::tasks::WorkerArgs),
     /// Rate an answer (its id is in `baton sessions show` and `baton chat --json`)
     Rate {
         /// The answer's message id
@@ -219,4 +230,6 @@ pub enum BenchCommand {
     Ocr(crate::commands::vision::BenchOcrArgs),
     /// The local API under N simultaneous streaming clients against N one after another
     Api(crate::commands::bench_api::BenchApiArgs),
+    /// The task queue: no-op throughput and dispatch latency against a plain database loop
+    Tasks(crate::commands::bench_tasks::BenchTasksArgs),
 }

@@ -43,6 +43,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// OCR tasks run Tesseract in this process: its OpenMP threads must be limited before
+/// start (see `baton_vision::ocr::openmp_limit_set`).
+fn single_threaded_openmp() {
+    if let Some(err) = baton_vision::ocr::reexec_with_single_threaded_openmp() {
+        tracing::warn!(error = %err, "could not re-execute with OMP_THREAD_LIMIT=1; OCR may be slow");
+    }
+}
+
 async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
     let json = cli.json;
     match cli.command {
@@ -145,8 +153,20 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
                 "Try: curl -s {}/models -H 'Authorization: Bearer {token}'",
                 server.base_url()
             );
+            // The server runs the task queue too (tasks added through /v1/tasks).
+            let shutdown = baton_core::CancellationToken::new();
+            let worker = {
+                let runtime = runtime.clone();
+                let shutdown = shutdown.clone();
+                let options = baton_runtime::WorkerOptions::new(&runtime);
+                tokio::spawn(async move { runtime.run_worker(options, shutdown).await })
+            };
             println!("Ctrl-C stops it.");
             tokio::signal::ctrl_c().await?;
+            shutdown.cancel();
+            if let Ok(Err(e)) = worker.await {
+                tracing::warn!(error = %e, "the task worker stopped");
+            }
             server.stop().await;
             runtime.close().await;
             Ok(())
@@ -171,6 +191,33 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
         Command::Sessions(cmd) => {
             let runtime = Runtime::open(paths).await?;
             let result = commands::sessions::run(cmd, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
+        Command::Tasks(cmd) => {
+            single_threaded_openmp();
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::tasks::tasks(cmd, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
+        Command::Templates(cmd) => {
+            single_threaded_openmp();
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::tasks::templates(cmd, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
+        Command::Schedules(cmd) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::tasks::schedules(cmd, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
+        Command::Worker(args) => {
+            single_threaded_openmp();
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::tasks::worker(args, &runtime, json).await;
             runtime.close().await;
             result
         }

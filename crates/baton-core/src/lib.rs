@@ -19,6 +19,7 @@ pub mod ids;
 pub mod model;
 pub mod routing;
 pub mod speech;
+pub mod tasks;
 pub mod vision;
 
 pub use breaker::{BreakerPolicy, BreakerState, CircuitBreaker};
@@ -35,6 +36,7 @@ pub use routing::{Candidate, Domain, RoutingDecision, RoutingRule};
 pub use speech::{
     AudioBuffer, Recognizer, Synthesizer, TranscribeOptions, Transcript, TranscriptSegment,
 };
+pub use tasks::{GraphError, TaskState};
 pub use vision::{
     BoundingBox, ElementDetector, ElementKind, Image, OcrEngine, OcrOptions, OcrResult, OcrWord,
     UiElement,

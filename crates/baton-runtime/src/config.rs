@@ -106,6 +106,20 @@ tts_voice = "piper-joe-us"
 # encrypted file in the data directory; passphrase from BATON_SECRETS_PASSPHRASE).
 store = "keyring"
 
+[tasks]
+# Tasks one worker (the app's, `baton serve`'s or `baton worker`) runs at once (1 to 64).
+concurrency = 2
+# Seconds a running task's lease lasts; its worker renews it every third of that. A task
+# whose worker died is taken up again when its lease expires (5 to 3600).
+lease_secs = 30
+# Attempts of a step unless its template says otherwise (1 to 100), and the first wait
+# between them in seconds (it doubles each time).
+attempts = 3
+backoff_secs = 2.0
+# Where task outputs with relative paths go: the run's folder under this one; empty means
+# "outputs" in the data directory.
+output_dir = ""
+
 [logging]
 # Level of the log file: error, warn, info, debug or trace.
 level = "info"
@@ -131,8 +145,38 @@ pub struct Config {
     pub voice: VoiceConfig,
     /// Where API keys are kept.
     pub secrets: SecretsConfig,
+    /// The task queue and its workers.
+    pub tasks: TasksConfig,
     /// Log file settings.
     pub logging: LoggingConfig,
+}
+
+/// The task queue and its workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TasksConfig {
+    /// Tasks one worker runs at once.
+    pub concurrency: usize,
+    /// Seconds a lease lasts.
+    pub lease_secs: u64,
+    /// Default attempts of a step.
+    pub attempts: u32,
+    /// Default first backoff, seconds.
+    pub backoff_secs: f64,
+    /// Where relative task outputs go (empty: `outputs` in the data directory).
+    pub output_dir: String,
+}
+
+impl Default for TasksConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 2,
+            lease_secs: 30,
+            attempts: 3,
+            backoff_secs: 2.0,
+            output_dir: String::new(),
+        }
+    }
 }
 
 /// How "auto" chooses a model.
@@ -590,6 +634,31 @@ impl Config {
                     LEVELS.join(", "),
                     self.logging.level
                 ),
+            ));
+        }
+        let t = &self.tasks;
+        if !(1..=64).contains(&t.concurrency) {
+            return Err(invalid(
+                "tasks.concurrency",
+                format!("must be between 1 and 64, not {}", t.concurrency),
+            ));
+        }
+        if !(5..=3600).contains(&t.lease_secs) {
+            return Err(invalid(
+                "tasks.lease_secs",
+                format!("must be between 5 and 3600, not {}", t.lease_secs),
+            ));
+        }
+        if !(1..=100).contains(&t.attempts) {
+            return Err(invalid(
+                "tasks.attempts",
+                format!("must be between 1 and 100, not {}", t.attempts),
+            ));
+        }
+        if !(0.0..=600.0).contains(&t.backoff_secs) {
+            return Err(invalid(
+                "tasks.backoff_secs",
+                format!("must be between 0 and 600, not {}", t.backoff_secs),
             ));
         }
         if !(1..=365).contains(&self.logging.max_files) {

@@ -5,6 +5,7 @@
 //! hold a [`Runtime`] and never touch engines or SQL directly.
 #![warn(missing_docs)]
 
+mod batch;
 pub mod chat;
 pub mod config;
 pub mod engines;
@@ -14,7 +15,9 @@ pub mod fit;
 pub mod models;
 pub mod orchestrate;
 pub mod paths;
+pub mod tasks;
 pub mod voice;
+pub mod worker;
 
 pub use chat::{ChatTurn, TurnOutcome, MAX_MESSAGE_BYTES};
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_TOML};
@@ -25,7 +28,9 @@ pub use fit::{Machine, ModelFit};
 pub use models::{AddModel, Verification};
 pub use orchestrate::{Answer, AnswerOptions, Mode, ProgressSink};
 pub use paths::Paths;
+pub use tasks::{NewSchedule, ScheduleView, TaskOptions};
 pub use voice::{ListenOptions, VoiceEvent};
+pub use worker::{WorkerOptions, WorkerReport};
 
 use baton_core::{Engine, EngineError, Role, SessionId};
 use baton_store::{Message, NewMessage, Session, Store, StoreError};
@@ -52,6 +57,9 @@ pub enum RuntimeError {
     /// Speech recognition or synthesis failed.
     #[error(transparent)]
     Speech(#[from] baton_core::SpeechError),
+    /// A task, template, parameter or schedule is not valid.
+    #[error("{0}")]
+    Task(String),
 }
 
 /// The running service: paths, config, store and engines. Cheap to clone.
@@ -69,6 +77,8 @@ pub struct Runtime {
     tts: Arc<tokio::sync::Mutex<Option<baton_tts::VoiceChoice>>>,
     /// The chat model used when none is chosen (see [`Runtime::default_model`]).
     default_model: Arc<RwLock<String>>,
+    /// Wakes this process's task worker when a task is added or changes.
+    task_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -106,6 +116,7 @@ impl Runtime {
             stt: Arc::default(),
             tts: Arc::default(),
             default_model: Arc::default(),
+            task_wakeup: Arc::default(),
         };
         runtime.load_model_specs().await?;
         runtime.load_engines().await?;

@@ -590,6 +590,28 @@ impl Runtime {
         None
     }
 
+    /// Has `judge` rate `answer` to `question` from 0 to 10 (a local judge is sampled under
+    /// the score grammar); `None` when it gives no usable score.
+    pub async fn score(
+        &self,
+        judge: &str,
+        question: &str,
+        answer: &str,
+        cancel: CancellationToken,
+    ) -> Option<f64> {
+        self.judge(
+            judge,
+            question,
+            answer,
+            0,
+            Mode::Single,
+            None,
+            &|_| {},
+            cancel,
+        )
+        .await
+    }
+
     /// The first `n` models of `chain` (the router's order) fit to work with its first one
     /// on `question`: where this machine's evaluation measured the question's domain, a
     /// model whose pass rate there is more than [`PEER_MARGIN`] below the best one's is left

@@ -21,6 +21,7 @@ mod search;
 mod sessions;
 mod settings;
 mod stats;
+mod tasks;
 mod time;
 
 pub use captures::{Capture, CaptureSummary, NewCapture};
@@ -34,3 +35,7 @@ pub use runs::{ModelRun, RunStatus};
 pub use search::SearchHit;
 pub use sessions::{Session, SessionSummary};
 pub use stats::{percentile, Stats, UsageStats};
+pub use tasks::{
+    Activity, NewRun, NewTask, RunSummary, ScheduleRecord, TaskEvent, TaskFilter, TaskLog,
+    TaskRecord, TemplateRecord, MAX_BACKOFF_MS,
+};

@@ -4,12 +4,14 @@ pub mod bench;
 pub mod bench_api;
 pub mod bench_llm;
 pub mod bench_stt;
+pub mod bench_tasks;
 pub mod chat;
 pub mod config;
 pub mod engines;
 pub mod eval;
 pub mod models;
 pub mod sessions;
+pub mod tasks;
 pub mod vision;
 pub mod voice;
 
