@@ -1006,6 +1006,8 @@ pub enum AppAction {
     /// Listen to the microphone until the end of the utterance (the tray's "Push to talk",
     /// `--action push-to-talk`).
     Listen,
+    /// Show the Tasks view (the tray's "Tasks", `--action tasks`, an approval waiting).
+    ShowTasks,
     /// "OCR a region" failed; the message says why and what to do.
     CaptureFailed {
         /// The message.

@@ -18,6 +18,7 @@ pub mod engines;
 pub mod eval;
 pub mod shell;
 pub mod state;
+pub mod tasks;
 pub mod voice;
 
 use clap::Parser;
@@ -95,11 +96,24 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             voice::stop_listening,
             voice::read_aloud,
             voice::stop_reading,
+            tasks::task_queue,
+            tasks::run_tasks,
+            tasks::task_detail,
+            tasks::task_templates,
+            tasks::start_template,
+            tasks::cancel_task,
+            tasks::retry_task,
+            tasks::approve_task,
+            tasks::reject_task,
+            tasks::move_task,
+            tasks::set_queue_paused,
+            tasks::task_schedules,
         ])
         .events(tauri_specta::collect_events![
             dto::AppAction,
             dto::VoiceInput,
-            dto::ReadAloud
+            dto::ReadAloud,
+            tasks::TasksChanged
         ])
 }
 
@@ -125,6 +139,7 @@ pub fn run(args: Args) {
     // The app runs the task queue while it is open, under a fixed name: a restarted app
     // takes back at once the tasks it was running when it stopped.
     let worker_stop = baton_core::CancellationToken::new();
+    let watched = runtime.as_ref().ok().cloned();
     if let Ok(rt) = &runtime {
         let rt = rt.clone();
         let stop = worker_stop.clone();
@@ -142,6 +157,7 @@ pub fn run(args: Args) {
             }
         });
     }
+    let worker_stop_watch = worker_stop.clone();
     let builder = specta_builder();
     let first_action = args.action;
     let hidden = args.hidden;
@@ -162,6 +178,9 @@ pub fn run(args: Args) {
         .setup(move |app| {
             builder.mount_events(app);
             let handle = app.handle().clone();
+            if let Some(rt) = watched.clone() {
+                tasks::watch(handle.clone(), rt, worker_stop_watch.clone());
+            }
             // A tray needs a session bus on Linux; without one, closing the window quits.
             let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
                 || !cfg!(target_os = "linux");

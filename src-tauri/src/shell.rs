@@ -14,6 +14,9 @@ use tauri_specta::Event;
 /// The label of the chat window.
 pub const MAIN: &str = "main";
 
+/// The tray's "Pause task queue" item, relabelled when the queue is paused or resumed.
+static PAUSE_ITEM: std::sync::OnceLock<MenuItem<tauri::Wry>> = std::sync::OnceLock::new();
+
 /// A quick action named on the command line, in the tray menu or bound to a shortcut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Action {
@@ -32,6 +35,10 @@ pub enum Action {
     /// Listen to the microphone until the end of what is said, for the composer (again:
     /// stop listening).
     PushToTalk,
+    /// Show the Tasks view.
+    Tasks,
+    /// Pause the task queue, or resume it.
+    PauseQueue,
     /// Quit Baton.
     Quit,
 }
@@ -85,6 +92,28 @@ pub fn perform(app: &AppHandle, action: Action) {
                 deliver(app, AppAction::Listen);
             }
         }
+        Action::Tasks => deliver(app, AppAction::ShowTasks),
+        Action::PauseQueue => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let state = app.state::<AppState>();
+                let Ok(rt) = state.runtime() else { return };
+                let paused = rt.store().queue_paused().await.unwrap_or(false);
+                if let Err(e) = rt.store().set_queue_paused(!paused).await {
+                    tracing::warn!(error = %e, "cannot pause or resume the queue");
+                    return;
+                }
+                rt.wake_worker();
+                if let Some(item) = PAUSE_ITEM.get() {
+                    let _ = item.set_text(if paused {
+                        "Pause task queue"
+                    } else {
+                        "Resume task queue"
+                    });
+                }
+                deliver(&app, AppAction::ShowTasks);
+            });
+        }
         Action::Quit => app.exit(0),
     }
 }
@@ -104,7 +133,10 @@ pub fn build_tray(app: &AppHandle) -> tauri::Result<()> {
         )?,
         MenuItem::with_id(app, "ocr-region", "OCR a screen region", true, None::<&str>)?,
         MenuItem::with_id(app, "push-to-talk", "Push to talk", true, None::<&str>)?,
+        MenuItem::with_id(app, "tasks", "Tasks", true, None::<&str>)?,
+        MenuItem::with_id(app, "pause-queue", "Pause task queue", true, None::<&str>)?,
     ];
+    let _ = PAUSE_ITEM.set(items[5].clone());
     let toggle = MenuItem::with_id(app, "toggle", "Show/Hide Baton", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit Baton", true, None::<&str>)?;
     let sep1 = PredefinedMenuItem::separator(app)?;
@@ -112,7 +144,8 @@ pub fn build_tray(app: &AppHandle) -> tauri::Result<()> {
     let menu = Menu::with_items(
         app,
         &[
-            &items[0], &items[1], &items[2], &items[3], &sep1, &toggle, &sep2, &quit,
+            &items[0], &items[1], &items[2], &items[3], &items[4], &items[5], &sep1, &toggle,
+            &sep2, &quit,
         ],
     )?;
     let icon = tauri::image::Image::from_bytes(include_bytes!("../../icons/tray.png"))?;
@@ -127,6 +160,8 @@ pub fn build_tray(app: &AppHandle) -> tauri::Result<()> {
                 "ask-clipboard" => Action::AskClipboard,
                 "ocr-region" => Action::OcrRegion,
                 "push-to-talk" => Action::PushToTalk,
+                "tasks" => Action::Tasks,
+                "pause-queue" => Action::PauseQueue,
                 "toggle" => Action::Toggle,
                 "quit" => Action::Quit,
                 _ => return,

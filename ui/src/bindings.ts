@@ -474,6 +474,139 @@ async readAloud(text: string, messageId: number | null) : Promise<Result<null, A
  */
 async stopReading() : Promise<boolean> {
     return await TAURI_INVOKE("stop_reading");
+},
+/**
+ * The queue: recent runs, what waits or runs (in run order), and approvals.
+ */
+async taskQueue() : Promise<Result<QueueInfo, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("task_queue") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * A run's steps in order, for its graph.
+ */
+async runTasks(runId: string) : Promise<Result<TaskInfo[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("run_tasks", { runId }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * A step with its history and log.
+ */
+async taskDetail(id: string) : Promise<Result<TaskDetail, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("task_detail", { id }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * The templates with their parameter fields.
+ */
+async taskTemplates() : Promise<Result<TemplateInfo[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("task_templates") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Starts a run of a template. `params` is a JSON object; values typed as text are read by
+ * the schema (a number field given "3" is 3).
+ */
+async startTemplate(key: string, params: string) : Promise<Result<string, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("start_template", { key, params }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Cancels a task (its dependants too) or a run.
+ */
+async cancelTask(id: string) : Promise<Result<number, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("cancel_task", { id }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Runs a failed, cancelled or skipped task again.
+ */
+async retryTask(id: string) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("retry_task", { id }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Approves a step waiting for a person, with the text edited or not.
+ */
+async approveTask(id: string, edited: string | null) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("approve_task", { id, edited }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Rejects a step waiting for a person.
+ */
+async rejectTask(id: string, reason: string) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("reject_task", { id, reason }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Moves a waiting task before another (or to the end of its priority).
+ */
+async moveTask(id: string, before: string | null) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("move_task", { id, before }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Pauses or resumes the queue.
+ */
+async setQueuePaused(paused: boolean) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("set_queue_paused", { paused }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * The schedules with their next times.
+ */
+async taskSchedules() : Promise<Result<ScheduleInfo[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("task_schedules") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
 }
 }
 
@@ -483,10 +616,12 @@ async stopReading() : Promise<boolean> {
 export const events = __makeEvents__<{
 appAction: AppAction,
 readAloud: ReadAloud,
+tasksChanged: TasksChanged,
 voiceInput: VoiceInput
 }>({
 appAction: "app-action",
 readAloud: "read-aloud",
+tasksChanged: "tasks-changed",
 voiceInput: "voice-input"
 })
 
@@ -549,6 +684,10 @@ export type AppAction =
  * `--action push-to-talk`).
  */
 { kind: "listen" } | 
+/**
+ * Show the Tasks view (the tray's "Tasks", `--action tasks`, an approval waiting).
+ */
+{ kind: "showTasks" } | 
 /**
  * "OCR a region" failed; the message says why and what to do.
  */
@@ -1186,6 +1325,38 @@ inputUsdPerMtok: number;
  */
 outputUsdPerMtok: number }
 /**
+ * One parameter of a template, for its form.
+ */
+export type ParamFieldInfo = { 
+/**
+ * Its name.
+ */
+name: string; 
+/**
+ * string, integer, number, boolean, array, object.
+ */
+kind: string; 
+/**
+ * A label.
+ */
+title: string | null; 
+/**
+ * What it is.
+ */
+description: string | null; 
+/**
+ * Its default as JSON.
+ */
+default: string | null; 
+/**
+ * Must be given.
+ */
+required: boolean; 
+/**
+ * Allowed values (as text).
+ */
+choices: string[] }
+/**
  * A screenshot waiting for its region to be selected.
  */
 export type PendingCapture = { 
@@ -1238,6 +1409,26 @@ preferences: Preferences;
  */
 shortcutErrors: string[] }
 /**
+ * The queue at a glance.
+ */
+export type QueueInfo = { 
+/**
+ * Whether the queue is paused.
+ */
+paused: boolean; 
+/**
+ * Recent runs, newest first.
+ */
+runs: RunInfo[]; 
+/**
+ * Tasks waiting or running, in the order they run.
+ */
+waiting: TaskInfo[]; 
+/**
+ * Steps waiting for a person.
+ */
+approvals: TaskInfo[] }
+/**
  * Reading aloud started or ended: sent to the window as an event.
  */
 export type ReadAloud = { 
@@ -1257,6 +1448,74 @@ voice: string | null;
  * A problem met while reading (a sentence that could not be spoken).
  */
 error: string | null }
+/**
+ * A run with its tasks counted.
+ */
+export type RunInfo = { 
+/**
+ * Its id.
+ */
+id: string; 
+/**
+ * Its name.
+ */
+name: string; 
+/**
+ * `name@version` of its template.
+ */
+template: string | null; 
+/**
+ * Who started it.
+ */
+origin: string; 
+/**
+ * running, waiting_approval, succeeded, failed, cancelled.
+ */
+state: string; 
+/**
+ * Tasks finished (any way).
+ */
+done: number; 
+/**
+ * Tasks in all.
+ */
+total: number; 
+/**
+ * Created, ms since the epoch.
+ */
+createdMs: number }
+/**
+ * A schedule with its next times.
+ */
+export type ScheduleInfo = { 
+/**
+ * Its name.
+ */
+name: string; 
+/**
+ * The cron expression.
+ */
+cron: string; 
+/**
+ * Its time zone.
+ */
+timezone: string; 
+/**
+ * The template it runs.
+ */
+template: string; 
+/**
+ * Whether it fires.
+ */
+enabled: boolean; 
+/**
+ * The expression in words.
+ */
+description: string; 
+/**
+ * The next times, ms since the epoch.
+ */
+upcoming: number[] }
 /**
  * A full-text search match.
  */
@@ -1422,6 +1681,158 @@ export type StreamEvent =
  * A step of the orchestration (routing, a branch, a critique, a judge's score).
  */
 { type: "step"; step: StepInfo }
+/**
+ * A task with its history and log.
+ */
+export type TaskDetail = { 
+/**
+ * The task.
+ */
+task: TaskInfo; 
+/**
+ * Its state changes, oldest first.
+ */
+events: TaskEventInfo[]; 
+/**
+ * Its log lines.
+ */
+logs: string[] }
+/**
+ * One state change.
+ */
+export type TaskEventInfo = { 
+/**
+ * When, ms since the epoch.
+ */
+at: number; 
+/**
+ * From (none when created).
+ */
+from: string | null; 
+/**
+ * To.
+ */
+to: string; 
+/**
+ * The attempt.
+ */
+attempt: number; 
+/**
+ * Why.
+ */
+reason: string }
+/**
+ * A task as the view shows it.
+ */
+export type TaskInfo = { 
+/**
+ * Its id.
+ */
+id: string; 
+/**
+ * Its run.
+ */
+runId: string; 
+/**
+ * The run's name.
+ */
+runName: string; 
+/**
+ * The step's id.
+ */
+step: string; 
+/**
+ * Its kind.
+ */
+kind: string; 
+/**
+ * queued, ready, running, succeeded, failed, cancelled, waiting_approval, skipped.
+ */
+state: string; 
+/**
+ * What it runs on.
+ */
+resource: string; 
+/**
+ * Higher first.
+ */
+priority: number; 
+/**
+ * Attempts started.
+ */
+attempts: number; 
+/**
+ * Attempts allowed.
+ */
+maxAttempts: number; 
+/**
+ * 0..1 while running.
+ */
+progress: number | null; 
+/**
+ * The last error.
+ */
+error: string | null; 
+/**
+ * Past its deadline.
+ */
+deadlineMissed: boolean; 
+/**
+ * The steps it waits for.
+ */
+after: string[]; 
+/**
+ * The input as JSON.
+ */
+input: string; 
+/**
+ * The output's text (or the file it wrote), when it succeeded.
+ */
+outputText: string | null; 
+/**
+ * The whole output as JSON.
+ */
+output: string | null; 
+/**
+ * Created, ms since the epoch.
+ */
+createdMs: number; 
+/**
+ * Finished, ms since the epoch.
+ */
+finishedMs: number | null }
+/**
+ * Sent when tasks change (from any process), with the approvals waiting.
+ */
+export type TasksChanged = { 
+/**
+ * Steps waiting for a person.
+ */
+approvals: number }
+/**
+ * A template for the "Run a template" form.
+ */
+export type TemplateInfo = { 
+/**
+ * `name@version`.
+ */
+key: string; 
+/**
+ * Its name.
+ */
+name: string; 
+/**
+ * What it does.
+ */
+description: string; 
+/**
+ * Its parameters.
+ */
+fields: ParamFieldInfo[]; 
+/**
+ * Its steps' ids.
+ */
+steps: string[] }
 /**
  * The colour theme.
  */
