@@ -63,6 +63,18 @@ fn main() {
         "stop_listening",
         "read_aloud",
         "stop_reading",
+        "task_queue",
+        "run_tasks",
+        "task_detail",
+        "task_templates",
+        "start_template",
+        "cancel_task",
+        "retry_task",
+        "approve_task",
+        "reject_task",
+        "move_task",
+        "set_queue_paused",
+        "task_schedules",
     ];
     // Every app command gets an `allow-…` permission; the window's capability grants them
     // through the `allow-app-commands` set (permissions/app.toml) and nothing else.

@@ -3,7 +3,7 @@
 // run.sh, which prepares the display, the data directory and the model.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -678,5 +678,127 @@ test("desktop app end to end", { timeout: 900_000 }, async (t) => {
     const errandWer = wordErrorRate(errand, errandHeard);
     console.log(`# push-to-talk action: ${JSON.stringify(errandHeard)} (WER ${(errandWer * 100).toFixed(1)}%)`);
     assert.ok(errandWer <= 0.15, `the push-to-talk action heard ${JSON.stringify(errandHeard)}`);
+  });
+
+  await t.test("tasks: a template run from its form, its graph, an approval from its card, a running task cancelled, the app killed mid-task", async () => {
+    const cli = (...args) => execFileSync(process.env.BATON_CLI, args, { encoding: "utf8", timeout: 60_000 });
+    const yaml = join(WORK, "draft-review.yaml");
+    writeFileSync(
+      yaml,
+      [
+        "name: draft-review",
+        "version: 1",
+        "description: Draft a line with the tiny model, let a person approve or edit it, then save it.",
+        "params:",
+        "  type: object",
+        "  required: [topic]",
+        "  properties:",
+        "    topic: { type: string, title: Topic, description: What the line is about }",
+        "    out: { type: string, title: File, default: reviewed.txt }",
+        "steps:",
+        "  - id: draft",
+        "    kind: chat",
+        '    input: { prompt: "Write one line about {{ params.topic }}", model: tiny, max_tokens: 12 }',
+        "  - id: review",
+        "    kind: approval",
+        "    after: [draft]",
+        "  - id: save",
+        "    kind: write",
+        "    after: [review]",
+        '    input: { path: "{{ params.out }}", content: "{{ steps.review.output.text }}" }',
+        "",
+      ].join("\n"),
+    );
+    cli("templates", "import", yaml);
+    await theme(wd, "light");
+    await wd.click(await wd.find('[data-testid="close-settings"]')).catch(() => {});
+    await wd.click(await wd.waitForElement('[data-testid="open-tasks"]'));
+    await wd.waitForElement('[data-testid="tasks-view"]');
+
+    // Run the template from the form generated from its parameter schema.
+    await wd.click(await wd.waitForElement('[data-testid="run-template"]'));
+    await wd.waitForElement('[data-testid="template-form"]');
+    await wd.waitForElement('[data-testid="template-select"] option[value="draft-review@1"]');
+    await wd.exec(
+      "const s = document.querySelector('[data-testid=\"template-select\"]'); s.value = 'draft-review@1'; s.dispatchEvent(new Event('change', {bubbles: true})); return true;",
+    );
+    await wd.waitForElement('[data-testid="param-topic"]');
+    await wd.settled();
+    shot("37-tasks-template-form");
+    await setValue(wd, '[data-testid="param-topic"]', "ships");
+    await clickWhenEnabled(wd, '[data-testid="start-run"]');
+
+    // The graph shows the steps; the review waits for a person, with a card.
+    await wd.waitFor(
+      "the review step to wait for approval",
+      async () => (await wd.count('[data-testid="dag-node"][data-step="review"][data-state="waiting_approval"]')) === 1,
+      60_000,
+    );
+    await wd.waitForElement('[data-testid="approval-card"]');
+    assert.equal(await wd.count('[data-testid="dag-node"][data-step="draft"][data-state="succeeded"]'), 1);
+    await wd.settled();
+    shot("38-tasks-approval");
+    await setValue(wd, '[data-testid="approval-edit"]', "Ships sail on the sea.");
+    await wd.click(await wd.find('[data-testid="approve"]'));
+    await wd.waitFor(
+      "the save step to succeed",
+      async () => (await wd.count('[data-testid="dag-node"][data-step="save"][data-state="succeeded"]')) === 1,
+      60_000,
+    );
+    const outputs = join(WORK, "data", "outputs");
+    const runDir = readdirSync(outputs).find((d) => readdirSync(join(outputs, d)).includes("reviewed.txt"));
+    assert.ok(runDir, "the approved text was saved");
+    assert.equal(readFileSync(join(outputs, runDir, "reviewed.txt"), "utf8"), "Ships sail on the sea.");
+    await wd.settled();
+    shot("39-tasks-run-done");
+
+    // A running task is cancelled from the queue.
+    cli("tasks", "add", "noop", "--set", "sleep_ms=600000");
+    await wd.waitFor(
+      "the long task to run",
+      async () => (await wd.count('[data-testid="queue-item"][data-state="running"]')) === 1,
+      30_000,
+    );
+    await wd.settled();
+    shot("40-tasks-running");
+    await wd.click(await wd.find('[data-testid="queue-item"][data-state="running"] [data-testid="queue-cancel"]'));
+    await wd.waitFor("the queue to empty", async () => (await wd.count('[data-testid="queue-item"]')) === 0, 20_000);
+    const cancelled = JSON.parse(cli("--json", "tasks", "list", "--state", "cancelled"));
+    assert.equal(cancelled.length, 1);
+    assert.equal(cancelled[0].kind, "noop");
+
+    // The app killed with SIGKILL while it runs a task: the restarted app takes it back at
+    // once (it runs its queue under a fixed name) and the lost attempt is recorded.
+    const slow = JSON.parse(cli("--json", "tasks", "add", "noop", "--set", "sleep_ms=3000"));
+    await wd.waitFor(
+      "the app's worker to run the task",
+      async () => JSON.parse(cli("--json", "tasks", "show", slow.id)).task.state === "running",
+      30_000,
+    );
+    execFileSync("pkill", ["-KILL", "-x", "baton-app"]);
+    await wd.quit().catch(() => {});
+    wd = await launch();
+    await wd.waitForElement('[data-testid="new-chat"]', 30_000);
+    await wd.waitFor(
+      "the task to finish after the restart",
+      async () => JSON.parse(cli("--json", "tasks", "show", slow.id)).task.state === "succeeded",
+      60_000,
+    );
+    const shown = JSON.parse(cli("--json", "tasks", "show", slow.id));
+    assert.equal(shown.task.attempts, 2);
+    assert.ok(
+      shown.events.some((e) => /restarted during attempt 1/.test(e.reason)),
+      JSON.stringify(shown.events.map((e) => e.reason)),
+    );
+    console.log(`# app killed mid-task: ${shown.events.map((e) => `${e.to_state}: ${e.reason}`).join(" | ")}`);
+
+    // The view in the dark theme.
+    await theme(wd, "dark");
+    await wd.click(await wd.find('[data-testid="close-settings"]')).catch(() => {});
+    await wd.click(await wd.waitForElement('[data-testid="open-tasks"]'));
+    await wd.waitForElement('[data-testid="run-item"]');
+    await wd.settled();
+    shot("41-tasks-dark");
+    await theme(wd, "light");
   });
 });

@@ -25,14 +25,23 @@ import {
   type ModelFitInfo,
   type ModelInfo,
   type NewEngine,
+  type ParamFieldInfo,
   type Preferences,
   type PreferencesState,
+  type QueueInfo,
   type ReadAloud,
+  type RunInfo,
+  type ScheduleInfo,
   type SearchResult,
   type SessionInfo,
   type StatsInfo,
   type StepInfo,
   type StreamEvent,
+  type TaskDetail,
+  type TaskEventInfo,
+  type TaskInfo,
+  type TasksChanged,
+  type TemplateInfo,
   type TurnResult,
   type UsageRow,
   type VoiceInput,
@@ -60,14 +69,23 @@ export type {
   ModelFitInfo,
   ModelInfo,
   NewEngine,
+  ParamFieldInfo,
   Preferences,
   PreferencesState,
+  QueueInfo,
   ReadAloud,
+  RunInfo,
+  ScheduleInfo,
   SearchResult,
   SessionInfo,
   StatsInfo,
   StepInfo,
   StreamEvent,
+  TaskDetail,
+  TaskEventInfo,
+  TaskInfo,
+  TasksChanged,
+  TemplateInfo,
   TurnResult,
   UsageRow,
   VoiceInput,
@@ -157,6 +175,29 @@ export interface BatonApi {
   stopReading(): Promise<boolean>;
   onVoiceInput(handler: (e: VoiceInput) => void): Promise<() => void>;
   onReadAloud(handler: (e: ReadAloud) => void): Promise<() => void>;
+  /** The queue: recent runs (newest first), what waits or runs (in run order), approvals. */
+  taskQueue(): Promise<QueueInfo>;
+  /** A run's steps in order, for its graph. */
+  runTasks(runId: string): Promise<TaskInfo[]>;
+  /** A step with its history and log. */
+  taskDetail(id: string): Promise<TaskDetail>;
+  /** The templates with the fields of their parameter schema. */
+  taskTemplates(): Promise<TemplateInfo[]>;
+  /** Starts a run of a template; values may be text (the backend types them by the schema). Returns the run's id. */
+  startTemplate(key: string, params: Record<string, unknown>): Promise<string>;
+  /** Cancels a task (and its dependants) or a whole run; returns how many were cancelled. */
+  cancelTask(id: string): Promise<number>;
+  /** Runs a failed, cancelled or skipped task again. */
+  retryTask(id: string): Promise<void>;
+  /** Approves a step waiting for a person; `edited` replaces the text it passes on. */
+  approveTask(id: string, edited: string | null): Promise<void>;
+  rejectTask(id: string, reason: string): Promise<void>;
+  /** Moves a waiting task just before another (or, with null, to the end of its priority). */
+  moveTask(id: string, before: string | null): Promise<void>;
+  setQueuePaused(paused: boolean): Promise<void>;
+  taskSchedules(): Promise<ScheduleInfo[]>;
+  /** Called whenever a task changes state, with the number of approvals waiting. */
+  onTasksChanged(handler: (e: TasksChanged) => void): Promise<() => void>;
 }
 
 function channel<T>(onEvent: (e: T) => void): Channel<T> {
@@ -233,4 +274,27 @@ export const tauriApi: BatonApi = {
   stopReading: () => commands.stopReading(),
   onVoiceInput: (handler) => events.voiceInput.listen((e) => handler(e.payload)),
   onReadAloud: (handler) => events.readAloud.listen((e) => handler(e.payload)),
+  taskQueue: () => unwrap(commands.taskQueue()),
+  runTasks: (runId) => unwrap(commands.runTasks(runId)),
+  taskDetail: (id) => unwrap(commands.taskDetail(id)),
+  taskTemplates: () => unwrap(commands.taskTemplates()),
+  startTemplate: (key, params) => unwrap(commands.startTemplate(key, JSON.stringify(params))),
+  cancelTask: (id) => unwrap(commands.cancelTask(id)),
+  retryTask: async (id) => {
+    await unwrap(commands.retryTask(id));
+  },
+  approveTask: async (id, edited) => {
+    await unwrap(commands.approveTask(id, edited));
+  },
+  rejectTask: async (id, reason) => {
+    await unwrap(commands.rejectTask(id, reason));
+  },
+  moveTask: async (id, before) => {
+    await unwrap(commands.moveTask(id, before));
+  },
+  setQueuePaused: async (paused) => {
+    await unwrap(commands.setQueuePaused(paused));
+  },
+  taskSchedules: () => unwrap(commands.taskSchedules()),
+  onTasksChanged: (handler) => events.tasksChanged.listen((e) => handler(e.payload)),
 };

@@ -20,6 +20,7 @@ import type {
   VoiceInput,
 } from "./api";
 import { ApiError } from "./api";
+import { fakeTasks } from "./fake-tasks";
 
 export interface FakeOptions {
   startupError?: string;
@@ -48,6 +49,10 @@ export interface FakeOptions {
   evalRuns?: EvalRunInfo[];
   /** startEval waits for cancelEval after its first answer. */
   evalWaits?: boolean;
+  /** taskQueue fails with this message. */
+  taskQueueError?: string;
+  /** Actions waiting for the window when it starts (tray items, `--action`). */
+  pendingActions?: AppAction[];
 }
 
 /** A model's record as listModels returns it. */
@@ -144,6 +149,8 @@ export function fakeApi(opts: FakeOptions = {}) {
     };
   };
   const sentModes: string[] = [];
+  const tasks = fakeTasks({ queueError: opts.taskQueueError });
+  const pendingActions: AppAction[] = [...(opts.pendingActions ?? [])];
   const now = () => new Date().toISOString();
   const msg = (sessionId: string, role: "user" | "assistant", content: string, extra: Partial<MessageInfo> = {}): MessageInfo => ({
     id: nextId++,
@@ -387,7 +394,7 @@ export function fakeApi(opts: FakeOptions = {}) {
       return { preferences: p, shortcutErrors: [] };
     },
     copy: async () => {},
-    takePendingActions: async (): Promise<AppAction[]> => [],
+    takePendingActions: async (): Promise<AppAction[]> => pendingActions.splice(0),
     onAction: async () => () => {},
     startCapture: async () => {},
     showSelection: async () => {},
@@ -430,10 +437,11 @@ export function fakeApi(opts: FakeOptions = {}) {
       readHandler = handler;
       return () => (readHandler = null);
     },
+    ...tasks.api,
   };
   /** Whether the window has subscribed to voice input events (it does after loading). */
   const subscribedToVoice = () => voiceHandler !== null;
   /** Whether "Decide later" was stored. */
   const deferredChoice = () => deferred;
-  return { api, sessions, messages, ratings, sentModes, readAloud, subscribedToVoice, keys, engines, runs, deferredChoice };
+  return { api, sessions, messages, ratings, sentModes, readAloud, subscribedToVoice, keys, engines, runs, deferredChoice, tasks };
 }
