@@ -167,8 +167,16 @@ impl Runtime {
         options: WorkerOptions,
         shutdown: CancellationToken,
     ) -> Result<WorkerReport, RuntimeError> {
+        // A span entered across awaits would leak into whatever else runs on the thread.
         let span = tracing::info_span!("worker", id = %options.id);
-        let _enter = span.enter();
+        tracing::Instrument::instrument(self.worker_loop(options, shutdown), span).await
+    }
+
+    async fn worker_loop(
+        &self,
+        options: WorkerOptions,
+        shutdown: CancellationToken,
+    ) -> Result<WorkerReport, RuntimeError> {
         self.install_builtin_templates().await?;
         let mut report = WorkerReport::default();
         // Tasks this worker's name held when it stopped died with it: take them back now
@@ -236,11 +244,15 @@ impl Runtime {
                 tokens.insert(task.id.clone(), cancel.clone());
                 let runtime = self.clone();
                 let worker = options.id.clone();
-                join.spawn(async move {
-                    let id = task.id.clone();
-                    let outcome = runtime.attempt(task, &worker, lease_ms, cancel).await;
-                    (id, outcome)
-                });
+                let span = tracing::info_span!("task", id = %task.id, step = %task.step, kind = %task.kind);
+                join.spawn(tracing::Instrument::instrument(
+                    async move {
+                        let id = task.id.clone();
+                        let outcome = runtime.attempt(task, &worker, lease_ms, cancel).await;
+                        (id, outcome)
+                    },
+                    span,
+                ));
             }
             if options.exit_when_idle && running.is_empty() && self.queue_idle(&resources).await? {
                 break;

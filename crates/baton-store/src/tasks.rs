@@ -703,28 +703,60 @@ impl Store {
     /// Returns the tasks moved.
     pub async fn recover_expired_leases(&self) -> Result<Vec<(String, TaskState)>, StoreError> {
         let now = now_ms();
-        let expired: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM tasks WHERE state = 'running' AND lease_until < ? LIMIT 1000",
-        )
-        .bind(now)
+        self.take_back(LeaseLoss::Expired(now), now).await
+    }
+
+    /// Takes back at once the running tasks leased to `worker` (a worker that restarts
+    /// under the same name: its earlier attempts died with it). Recorded like a lapsed lease,
+    /// without a backoff: the attempt was lost, not failed.
+    pub async fn release_worker_leases(
+        &self,
+        worker: &str,
+    ) -> Result<Vec<(String, TaskState)>, StoreError> {
+        self.take_back(LeaseLoss::Restarted(worker), now_ms()).await
+    }
+
+    /// Moves the running tasks whose lease is lost back to ready (or failed), each in its
+    /// own transaction that checks the loss again.
+    async fn take_back(
+        &self,
+        loss: LeaseLoss<'_>,
+        now: i64,
+    ) -> Result<Vec<(String, TaskState)>, StoreError> {
+        let (condition, bind) = match loss {
+            LeaseLoss::Expired(at) => ("lease_until < CAST(? AS INTEGER)", at.to_string()),
+            LeaseLoss::Restarted(worker) => ("lease_owner = ?", worker.to_owned()),
+        };
+        let lost: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT id FROM tasks WHERE state = 'running' AND {condition} LIMIT 1000"
+        ))
+        .bind(&bind)
         .fetch_all(&self.pool)
         .await?;
         let mut moved = Vec::new();
-        for (id,) in expired {
+        for (id,) in lost {
             let mut tx = self.pool.begin().await?;
-            let row: Option<(i64, i64, i64, Option<String>)> = sqlx::query_as(
+            let row: Option<(i64, i64, i64, Option<String>)> = sqlx::query_as(&format!(
                 "SELECT attempts, max_attempts, backoff_ms, lease_owner FROM tasks
-                 WHERE id = ? AND state = 'running' AND lease_until < ?",
-            )
+                 WHERE id = ? AND state = 'running' AND {condition}"
+            ))
             .bind(&id)
-            .bind(now)
+            .bind(&bind)
             .fetch_optional(&mut *tx)
             .await?;
             let Some((attempt, max_attempts, backoff, owner)) = row else {
                 continue;
             };
             let owner = owner.unwrap_or_else(|| "a worker".into());
-            let error = format!("{owner} stopped during attempt {attempt} (its lease expired)");
+            let (error, backoff) = match loss {
+                LeaseLoss::Expired(_) => (
+                    format!("{owner} stopped during attempt {attempt} (its lease expired)"),
+                    backoff,
+                ),
+                LeaseLoss::Restarted(_) => {
+                    (format!("{owner} restarted during attempt {attempt}"), 0)
+                }
+            };
             let state = after_failure(
                 &mut tx,
                 &id,
@@ -732,53 +764,6 @@ impl Store {
                 attempt,
                 max_attempts,
                 backoff,
-                true,
-                &error,
-                &error,
-                now,
-            )
-            .await?;
-            tx.commit().await?;
-            moved.push((id, state));
-        }
-        Ok(moved)
-    }
-
-    /// Takes back at once the running tasks leased to `worker` (a worker that restarts
-    /// under the same name: its earlier attempts died with it). Recorded like a lapsed lease.
-    pub async fn release_worker_leases(
-        &self,
-        worker: &str,
-    ) -> Result<Vec<(String, TaskState)>, StoreError> {
-        let now = now_ms();
-        let leased: Vec<(String,)> =
-            sqlx::query_as("SELECT id FROM tasks WHERE state = 'running' AND lease_owner = ?")
-                .bind(worker)
-                .fetch_all(&self.pool)
-                .await?;
-        let mut moved = Vec::new();
-        for (id,) in leased {
-            let mut tx = self.pool.begin().await?;
-            let row: Option<(i64, i64, i64)> = sqlx::query_as(
-                "SELECT attempts, max_attempts, backoff_ms FROM tasks
-                 WHERE id = ? AND state = 'running' AND lease_owner = ?",
-            )
-            .bind(&id)
-            .bind(worker)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((attempt, max_attempts, _)) = row else {
-                continue;
-            };
-            let error = format!("{worker} restarted during attempt {attempt}");
-            // No backoff: the attempt was lost, not failed.
-            let state = after_failure(
-                &mut tx,
-                &id,
-                None,
-                attempt,
-                max_attempts,
-                0,
                 true,
                 &error,
                 &error,
@@ -1472,6 +1457,15 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// How running tasks lost their lease.
+#[derive(Clone, Copy)]
+enum LeaseLoss<'a> {
+    /// The lease lapsed before this time (ms since the epoch).
+    Expired(i64),
+    /// The worker of this name started again.
+    Restarted(&'a str),
 }
 
 /// Moves a task between states and records why.
