@@ -79,6 +79,8 @@ pub struct Runtime {
     default_model: Arc<RwLock<String>>,
     /// Wakes this process's task worker when a task is added or changes.
     task_wakeup: Arc<tokio::sync::Notify>,
+    /// Set once the built-in templates are in the store.
+    builtins_installed: Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -117,6 +119,7 @@ impl Runtime {
             tts: Arc::default(),
             default_model: Arc::default(),
             task_wakeup: Arc::default(),
+            builtins_installed: Arc::default(),
         };
         runtime.load_model_specs().await?;
         runtime.load_engines().await?;

@@ -92,9 +92,16 @@ impl Runtime {
         base.join(format!("run-{short}"))
     }
 
-    /// Stores the built-in templates that are missing (idempotent; a changed built-in at
-    /// the same version is refreshed).
+    /// Stores the built-in templates that are missing (a changed built-in at the same
+    /// version is refreshed). Done once per runtime: template lookups call it.
     pub async fn install_builtin_templates(&self) -> Result<(), RuntimeError> {
+        self.builtins_installed
+            .get_or_try_init(|| self.store_builtin_templates())
+            .await
+            .map(|_| ())
+    }
+
+    async fn store_builtin_templates(&self) -> Result<(), RuntimeError> {
         for (_, yaml) in BUILTIN_TEMPLATES {
             let template = Template::parse(yaml)?;
             let doc = template.doc();
