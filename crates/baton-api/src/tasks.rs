@@ -202,10 +202,7 @@ pub(crate) async fn approve(
             .and_then(Value::as_str)
             .map(|t| json!({ "text": t }))
     });
-    let result = match store.resolve_task_id(&id).await {
-        Ok(id) => store.approve_task(&id, edited.as_ref(), "api").await,
-        Err(e) => Err(e),
-    };
+    let result = store.approve_task(&id, edited.as_ref(), "api").await;
     state.runtime.wake_worker();
     match result {
         Ok(output) => Json(json!({ "approved": id, "output": output })).into_response(),
@@ -227,11 +224,7 @@ pub(crate) async fn reject(
     let reason = body
         .and_then(|Json(b)| b.get("reason").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| "rejected through the API".into());
-    let result = match store.resolve_task_id(&id).await {
-        Ok(id) => store.reject_task(&id, &reason).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    match store.reject_task(&id, &reason).await {
         Ok(()) => Json(json!({ "rejected": id })).into_response(),
         Err(e) => task_error(&e.into()),
     }

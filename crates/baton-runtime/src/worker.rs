@@ -448,13 +448,13 @@ impl Runtime {
     /// The context a run's inputs are rendered over: its parameters and the outputs of its
     /// succeeded steps.
     async fn render_context(&self, run_id: &str) -> Result<Value, RuntimeError> {
-        let run = self.store.run(run_id).await?;
+        let params = self.store.run_params(run_id).await?;
         let outputs = self.store.run_outputs(run_id).await?;
         let steps: Map<String, Value> = outputs
             .into_iter()
             .map(|(step, output)| (step, json!({ "output": output })))
             .collect();
-        Ok(json!({ "params": run.params, "steps": steps }))
+        Ok(json!({ "params": params, "steps": steps }))
     }
 
     async fn run_task(

@@ -259,6 +259,17 @@ pub struct ScheduleRecord {
 }
 
 #[derive(sqlx::FromRow)]
+struct RunRow {
+    id: String,
+    name: String,
+    template: Option<String>,
+    params: String,
+    origin: String,
+    created_at: i64,
+    states: String,
+}
+
+#[derive(sqlx::FromRow)]
 struct TaskRow {
     id: String,
     run_id: String,
@@ -560,7 +571,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        self.task(task_id).await.map(Some)
+        self.load_task(task_id).await.map(Some)
     }
 
     /// Renews `worker`'s lease and records progress. `false` when the task is no longer
@@ -848,15 +859,17 @@ impl Store {
         Ok(cancelled)
     }
 
-    /// Approves a step waiting for a person: its output is `edited` when given, else what
-    /// its dependencies produced (one dependency's output as is; several as an object by
-    /// step). Its dependants become ready.
+    /// Approves a step waiting for a person (`task_id` may be the id's first or last
+    /// characters, as with [`Store::task`]): its output is `edited` when given, else what its
+    /// dependencies produced (one dependency's output as is; several as an object by step).
+    /// Its dependants become ready.
     pub async fn approve_task(
         &self,
         task_id: &str,
         edited: Option<&Value>,
         by: &str,
     ) -> Result<Value, StoreError> {
+        let task_id = &self.resolve_task_id(task_id).await?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let outputs: Vec<(String, Option<String>)> = sqlx::query_as(
@@ -921,9 +934,10 @@ impl Store {
         Ok(output)
     }
 
-    /// Rejects a step waiting for a person: it fails (not retried) and its dependants are
-    /// skipped.
+    /// Rejects a step waiting for a person (an id or its first or last characters): it fails
+    /// (not retried) and its dependants are skipped.
     pub async fn reject_task(&self, task_id: &str, reason: &str) -> Result<(), StoreError> {
+        let task_id = &self.resolve_task_id(task_id).await?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let row: Option<(String, i64)> = sqlx::query_as(
@@ -965,9 +979,10 @@ impl Store {
         Ok(())
     }
 
-    /// Runs a failed, cancelled or skipped task again (attempts start over), and puts its
-    /// skipped or cancelled dependants back in the queue.
+    /// Runs a failed, cancelled or skipped task (an id or its first or last characters) again
+    /// (attempts start over), and puts its skipped or cancelled dependants back in the queue.
     pub async fn retry_task(&self, task_id: &str) -> Result<TaskState, StoreError> {
+        let task_id = &self.resolve_task_id(task_id).await?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let row: Option<(String, String)> =
@@ -1023,8 +1038,15 @@ impl Store {
     }
 
     /// Moves a waiting task just before `before` in the run order (taking its priority), or
-    /// to the end of its priority when `before` is `None`.
+    /// to the end of its priority when `before` is `None`; either id may be its first or last
+    /// characters.
     pub async fn move_task(&self, task_id: &str, before: Option<&str>) -> Result<(), StoreError> {
+        let task_id = &self.resolve_task_id(task_id).await?;
+        let before = match before {
+            Some(other) => Some(self.resolve_task_id(other).await?),
+            None => None,
+        };
+        let before = before.as_deref();
         let mut tx = self.pool.begin().await?;
         let waiting: Vec<(String, i64)> = sqlx::query_as(
             "SELECT id, priority FROM tasks WHERE state IN ('queued', 'ready')
@@ -1090,8 +1112,13 @@ impl Store {
     /// A task by id or unique id prefix (at least 4 characters).
     pub async fn task(&self, id: &str) -> Result<TaskRecord, StoreError> {
         let id = self.resolve_task_id(id).await?;
+        self.load_task(&id).await
+    }
+
+    /// A task by its whole id.
+    async fn load_task(&self, id: &str) -> Result<TaskRecord, StoreError> {
         let row: TaskRow = sqlx::query_as(&format!("{TASK_SELECT} WHERE t.id = ?"))
-            .bind(&id)
+            .bind(id)
             .fetch_one(&self.pool)
             .await?;
         row.try_into()
@@ -1222,52 +1249,38 @@ impl Store {
             .collect()
     }
 
-    /// A run's parameters.
-    pub async fn run(&self, run_id: &str) -> Result<RunSummary, StoreError> {
-        let runs = self.runs_where("WHERE r.id = ?", Some(run_id), 1).await?;
-        runs.into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Invalid(format!("no run `{run_id}`")))
+    /// A run's parameters (what its steps are rendered over).
+    pub async fn run_params(&self, run_id: &str) -> Result<Value, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT params FROM task_runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let (params,) = row.ok_or_else(|| StoreError::Invalid(format!("no run `{run_id}`")))?;
+        json(&params, "run parameters")
     }
 
     /// Runs, newest first, with their tasks counted by state.
     pub async fn runs(&self, limit: u32) -> Result<Vec<RunSummary>, StoreError> {
-        self.runs_where("", None, limit).await
-    }
-
-    async fn runs_where(
-        &self,
-        clause: &str,
-        bind: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<RunSummary>, StoreError> {
-        let sql = format!(
+        let rows: Vec<RunRow> = sqlx::query_as(
             "SELECT r.id, r.name, r.template, r.params, r.origin, r.created_at,
                 (SELECT json_group_object(state, n) FROM
                     (SELECT state, COUNT(*) AS n FROM tasks WHERE run_id = r.id GROUP BY state))
-             FROM task_runs r {clause} ORDER BY r.created_at DESC, r.id DESC LIMIT ?"
-        );
-        let mut query = sqlx::query_as::<
-            _,
-            (String, String, Option<String>, String, String, i64, String),
-        >(&sql);
-        if let Some(value) = bind {
-            query = query.bind(value);
-        }
-        let rows = query
-            .bind(if limit == 0 { -1 } else { limit as i64 })
-            .fetch_all(&self.pool)
-            .await?;
+                    AS states
+             FROM task_runs r ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
+        )
+        .bind(if limit == 0 { -1 } else { i64::from(limit) })
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter()
-            .map(|(id, name, template, params, origin, created_ms, states)| {
+            .map(|r| {
                 Ok(RunSummary {
-                    id,
-                    name,
-                    template,
-                    params: json(&params, "run parameters")?,
-                    origin,
-                    created_ms,
-                    states: serde_json::from_str(&states).unwrap_or_default(),
+                    params: json(&r.params, "run parameters")?,
+                    states: serde_json::from_str(&r.states).unwrap_or_default(),
+                    id: r.id,
+                    name: r.name,
+                    template: r.template,
+                    origin: r.origin,
+                    created_ms: r.created_at,
                 })
             })
             .collect()

@@ -468,10 +468,9 @@ pub async fn tasks(cmd: TasksCommand, runtime: &Runtime, json: bool) -> anyhow::
             Ok(())
         }
         TasksCommand::Retry { id } => {
-            let task = store.task(&id).await?;
-            let state = store.retry_task(&task.id).await?;
+            let state = store.retry_task(&id).await?;
             runtime.wake_worker();
-            println!("{} is {state} again", short(&task.id));
+            println!("{id} is {state} again");
             Ok(())
         }
         TasksCommand::Approve {
@@ -479,7 +478,6 @@ pub async fn tasks(cmd: TasksCommand, runtime: &Runtime, json: bool) -> anyhow::
             edit,
             edit_file,
         } => {
-            let task = store.task(&id).await?;
             let edited = match (edit, edit_file) {
                 (Some(text), _) => Some(text),
                 (None, Some(file)) => Some(
@@ -489,18 +487,17 @@ pub async fn tasks(cmd: TasksCommand, runtime: &Runtime, json: bool) -> anyhow::
                 (None, None) => None,
             };
             let edited = edited.map(|text| serde_json::json!({ "text": text }));
-            let output = store.approve_task(&task.id, edited.as_ref(), "cli").await?;
+            let output = store.approve_task(&id, edited.as_ref(), "cli").await?;
             runtime.wake_worker();
             if json {
                 return print_json(&output);
             }
-            println!("approved {}", short(&task.id));
+            println!("approved {id}");
             Ok(())
         }
         TasksCommand::Reject { id, reason } => {
-            let task = store.task(&id).await?;
-            store.reject_task(&task.id, &reason).await?;
-            println!("rejected {}", short(&task.id));
+            store.reject_task(&id, &reason).await?;
+            println!("rejected {id}");
             Ok(())
         }
         TasksCommand::Pause => {
@@ -515,14 +512,9 @@ pub async fn tasks(cmd: TasksCommand, runtime: &Runtime, json: bool) -> anyhow::
             Ok(())
         }
         TasksCommand::Move { id, before } => {
-            let task = store.task(&id).await?;
-            let before = match before {
-                Some(b) => Some(store.task(&b).await?.id),
-                None => None,
-            };
-            store.move_task(&task.id, before.as_deref()).await?;
+            store.move_task(&id, before.as_deref()).await?;
             runtime.wake_worker();
-            println!("moved {}", short(&task.id));
+            println!("moved {id}");
             Ok(())
         }
     }
