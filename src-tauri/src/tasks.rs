@@ -248,7 +248,7 @@ fn summary(r: baton_store::RunSummary) -> RunInfo {
 #[specta::specta]
 pub async fn task_queue(state: State<'_, AppState>) -> Res<QueueInfo> {
     let rt = state.runtime()?;
-    let store = rt.store();
+    let store = rt.queue();
     let mut waiting = store
         .tasks(&TaskFilter {
             states: vec![TaskState::Running, TaskState::Ready, TaskState::Queued],
@@ -282,7 +282,7 @@ pub async fn task_queue(state: State<'_, AppState>) -> Res<QueueInfo> {
 pub async fn run_tasks(state: State<'_, AppState>, run_id: String) -> Res<Vec<TaskInfo>> {
     let rt = state.runtime()?;
     let tasks = rt
-        .store()
+        .queue()
         .tasks(&TaskFilter {
             run_id: Some(run_id),
             ..TaskFilter::default()
@@ -296,7 +296,7 @@ pub async fn run_tasks(state: State<'_, AppState>, run_id: String) -> Res<Vec<Ta
 #[specta::specta]
 pub async fn task_detail(state: State<'_, AppState>, id: String) -> Res<TaskDetail> {
     let rt = state.runtime()?;
-    let store = rt.store();
+    let store = rt.queue();
     let task = store.task(&id).await?;
     let events = store
         .task_events(&task.id)
@@ -409,7 +409,7 @@ pub async fn cancel_task(state: State<'_, AppState>, id: String) -> Res<u32> {
 #[specta::specta]
 pub async fn retry_task(state: State<'_, AppState>, id: String) -> Res<()> {
     let rt = state.runtime()?;
-    rt.store().retry_task(&id).await?;
+    rt.queue().retry_task(&id).await?;
     rt.wake_worker();
     Ok(())
 }
@@ -424,7 +424,7 @@ pub async fn approve_task(
 ) -> Res<()> {
     let rt = state.runtime()?;
     let edited = edited.map(|text| serde_json::json!({ "text": text }));
-    rt.store()
+    rt.queue()
         .approve_task(&id, edited.as_ref(), "the app")
         .await?;
     rt.wake_worker();
@@ -441,7 +441,7 @@ pub async fn reject_task(state: State<'_, AppState>, id: String, reason: String)
     } else {
         reason
     };
-    rt.store().reject_task(&id, &reason).await?;
+    rt.queue().reject_task(&id, &reason).await?;
     Ok(())
 }
 
@@ -450,7 +450,7 @@ pub async fn reject_task(state: State<'_, AppState>, id: String, reason: String)
 #[specta::specta]
 pub async fn move_task(state: State<'_, AppState>, id: String, before: Option<String>) -> Res<()> {
     let rt = state.runtime()?;
-    rt.store().move_task(&id, before.as_deref()).await?;
+    rt.queue().move_task(&id, before.as_deref()).await?;
     rt.wake_worker();
     Ok(())
 }
@@ -460,7 +460,7 @@ pub async fn move_task(state: State<'_, AppState>, id: String, before: Option<St
 #[specta::specta]
 pub async fn set_queue_paused(state: State<'_, AppState>, paused: bool) -> Res<()> {
     let rt = state.runtime()?;
-    rt.store().set_queue_paused(paused).await?;
+    rt.queue().set_queue_paused(paused).await?;
     rt.wake_worker();
     Ok(())
 }
@@ -495,7 +495,7 @@ pub async fn task_schedules(state: State<'_, AppState>) -> Res<Vec<ScheduleInfo>
 /// the desktop and in the tray's tooltip.
 pub fn watch(app: AppHandle, runtime: baton_runtime::Runtime, stop: baton_core::CancellationToken) {
     tauri::async_runtime::spawn(async move {
-        let store = runtime.store().clone();
+        let store = runtime.queue();
         let mut after = match store.task_events_since(0, 1_000_000).await {
             Ok(events) => events.last().map_or(0, |e| e.id),
             Err(_) => 0,

@@ -80,7 +80,7 @@ pub(crate) async fn create(
         return bad_request("give `template` (with `params`) or `kind` (with `input`)");
     };
     let tasks = runtime
-        .store()
+        .queue()
         .tasks(&TaskFilter {
             run_id: Some(run_id.clone()),
             ..TaskFilter::default()
@@ -141,7 +141,7 @@ pub(crate) async fn list(
         run_id: query.run,
         limit: query.limit.unwrap_or(100).min(1000),
     };
-    match state.runtime.store().tasks(&filter).await {
+    match state.runtime.queue().tasks(&filter).await {
         Ok(tasks) => Json(json!({ "object": "list", "data": tasks })).into_response(),
         Err(e) => runtime_error(&e.into()),
     }
@@ -156,7 +156,7 @@ pub(crate) async fn get_one(
     if !authorized(&state, &headers) {
         return denied();
     }
-    let store = state.runtime.store();
+    let store = state.runtime.queue();
     let task = match store.task(&id).await {
         Ok(t) => t,
         Err(e) => return error(StatusCode::NOT_FOUND, "not_found", e.to_string()),
@@ -196,7 +196,7 @@ pub(crate) async fn approve(
     if !authorized(&state, &headers) {
         return denied();
     }
-    let store = state.runtime.store();
+    let store = state.runtime.queue();
     let edited = body.and_then(|Json(b)| {
         b.get("text")
             .and_then(Value::as_str)
@@ -220,7 +220,7 @@ pub(crate) async fn reject(
     if !authorized(&state, &headers) {
         return denied();
     }
-    let store = state.runtime.store();
+    let store = state.runtime.queue();
     let reason = body
         .and_then(|Json(b)| b.get("reason").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| "rejected through the API".into());
@@ -250,7 +250,7 @@ pub(crate) async fn events(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
     let runtime = state.runtime.clone();
     tokio::spawn(async move {
-        let store = runtime.store();
+        let store = runtime.queue();
         let mut after = query.after.unwrap_or(0);
         loop {
             let events = match store.task_events_since(after, 200).await {

@@ -15,6 +15,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "BATON_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// The task queue for tasks, templates, schedules, worker and serve: redis://HOST:PORT/DB
+    /// for a shared Redis server, "" for the embedded one [default: the config's [queue] url]
+    #[arg(long, global = true, env = "BATON_QUEUE", value_name = "URL")]
+    pub queue: Option<String>,
+
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     pub json: bool,

@@ -51,6 +51,16 @@ fn single_threaded_openmp() {
     }
 }
 
+/// Opens the runtime on the queue named by `--queue` (or BATON_QUEUE) when one is, else on
+/// the config's.
+async fn open_with_queue(paths: Paths, queue: Option<&str>) -> anyhow::Result<Runtime> {
+    let mut runtime = Runtime::open(paths).await?;
+    if let Some(url) = queue {
+        runtime.use_queue(url).await?;
+    }
+    Ok(runtime)
+}
+
 async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
     let json = cli.json;
     match cli.command {
@@ -141,7 +151,7 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
             result
         }
         Command::Serve { port, token } => {
-            let runtime = Runtime::open(paths).await?;
+            let runtime = open_with_queue(paths, cli.queue.as_deref()).await?;
             let token = token.unwrap_or_else(baton_api::new_token);
             let server = baton_api::serve(runtime.clone(), port, token.clone()).await?;
             println!(
@@ -196,27 +206,27 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
         }
         Command::Tasks(cmd) => {
             single_threaded_openmp();
-            let runtime = Runtime::open(paths).await?;
+            let runtime = open_with_queue(paths, cli.queue.as_deref()).await?;
             let result = commands::tasks::tasks(cmd, &runtime, json).await;
             runtime.close().await;
             result
         }
         Command::Templates(cmd) => {
             single_threaded_openmp();
-            let runtime = Runtime::open(paths).await?;
+            let runtime = open_with_queue(paths, cli.queue.as_deref()).await?;
             let result = commands::tasks::templates(cmd, &runtime, json).await;
             runtime.close().await;
             result
         }
         Command::Schedules(cmd) => {
-            let runtime = Runtime::open(paths).await?;
+            let runtime = open_with_queue(paths, cli.queue.as_deref()).await?;
             let result = commands::tasks::schedules(cmd, &runtime, json).await;
             runtime.close().await;
             result
         }
         Command::Worker(args) => {
             single_threaded_openmp();
-            let runtime = Runtime::open(paths).await?;
+            let runtime = open_with_queue(paths, cli.queue.as_deref()).await?;
             let result = commands::tasks::worker(args, &runtime, json).await;
             runtime.close().await;
             result

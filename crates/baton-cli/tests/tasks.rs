@@ -1,5 +1,5 @@
 //! The task queue driven through the real `baton` binary: a 200-task workflow survives 50
-//! SIGKILLs of its worker, bad templates, parameters, schedules and models are refused
+//! SIGKILLs of its worker, three workers share a Redis queue (one killed mid-task), bad templates, parameters, schedules and models are refused
 //! before anything is queued, and a 50 MB CSV batch is streamed, not loaded.
 
 use std::io::Write as _;
@@ -8,7 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use baton_core::TaskState;
-use baton_store::{Store, TaskFilter};
+use baton_queue_redis::{RedisQueue, RedisServer};
+use baton_store::{Store, TaskFilter, TaskQueue};
 use rand::Rng;
 
 struct Env {
@@ -426,5 +427,170 @@ fn a_fifty_megabyte_csv_is_streamed() {
         big_peak < small_peak + 30 * 1024,
         "the worker grew by {} MiB for a 50 MB file",
         (big_peak - small_peak) >> 10
+    );
+}
+
+/// The ids of the tasks `worker` holds now.
+async fn held_by(queue: &dyn TaskQueue, filter: &TaskFilter, worker: &str) -> Vec<String> {
+    queue
+        .tasks(filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.state == TaskState::Running && t.lease_owner.as_deref() == Some(worker))
+        .map(|t| t.id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_share_a_redis_queue_and_a_killed_one_loses_nothing() {
+    let env = Env::new();
+    let server_dir = env.dir.path().join("redis");
+    std::fs::create_dir_all(&server_dir).unwrap();
+    let server = RedisServer::start(&server_dir).await.unwrap();
+    let url = server.url();
+    let template = env.write("chains.yaml", &chain_template(300, 150));
+    env.ok(&["templates", "import", template.to_str().unwrap()]);
+    let out = env.ok(&["--queue", url, "--json", "templates", "run", "chains"]);
+    let run_id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // One task only the first worker can run: speech (the others run `none` only).
+    let wav = env.dir.path().join("spoken.wav");
+    let out = env.ok(&[
+        "--queue",
+        url,
+        "--json",
+        "tasks",
+        "add",
+        "speak",
+        "--set",
+        "text=Three workers share one queue.",
+        "--set",
+        &format!("out={}", wav.display()),
+    ]);
+    let speak_id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let queue = RedisQueue::connect(url, "baton").await.unwrap();
+    // Nothing of this queue is in the local store.
+    assert!(store(&env)
+        .await
+        .tasks(&TaskFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+
+    let mut w1 = env.worker("w1", &["--queue", url, "--exit-when-idle"]);
+    let mut w2 = env.worker("w2", &["--queue", url, "--resources", "none"]);
+    let mut w3 = env.worker(
+        "w3",
+        &["--queue", url, "--resources", "none", "--exit-when-idle"],
+    );
+    let filter = TaskFilter {
+        run_id: Some(run_id.clone()),
+        ..TaskFilter::default()
+    };
+    // Kill w2 once it has done some work, while it holds tasks.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let held = loop {
+        let done_by_w2 = queue
+            .task_events_since(0, 100_000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.to_state == "succeeded" && e.worker.as_deref() == Some("w2"))
+            .count();
+        let held = held_by(&queue, &filter, "w2").await;
+        if done_by_w2 >= 5 && !held.is_empty() {
+            break held;
+        }
+        assert!(Instant::now() < deadline, "w2 never took a task");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    w2.kill().unwrap(); // SIGKILL
+    w2.wait().unwrap();
+    // w1 and w3 finish the run (w2's tasks once its lease lapses) and exit when idle.
+    assert!(w1.wait().unwrap().success());
+    assert!(w3.wait().unwrap().success());
+
+    let tasks = queue.tasks(&filter).await.unwrap();
+    assert_eq!(tasks.len(), 300);
+    let mut by_worker: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut taken_back = 0;
+    for task in &tasks {
+        assert_eq!(
+            task.state,
+            TaskState::Succeeded,
+            "{} ended {}",
+            task.step,
+            task.state
+        );
+        let events = queue.task_events(&task.id).await.unwrap();
+        let succeeded: Vec<_> = events
+            .iter()
+            .filter(|e| e.to_state == "succeeded")
+            .collect();
+        assert_eq!(
+            succeeded.len(),
+            1,
+            "{}: succeeded once: {events:?}",
+            task.step
+        );
+        assert_eq!(events.last().unwrap().to_state, "succeeded");
+        let starts = events.iter().filter(|e| e.to_state == "running").count() as i64;
+        assert_eq!(
+            starts, task.attempts,
+            "{}: every attempt recorded",
+            task.step
+        );
+        *by_worker
+            .entry(succeeded[0].worker.clone().unwrap_or_default())
+            .or_default() += 1;
+        if task.attempts == 1 {
+            continue;
+        }
+        // Only a task w2 held when it was killed ran twice, and why is recorded.
+        assert!(
+            held.contains(&task.id),
+            "{} ran {} times",
+            task.step,
+            task.attempts
+        );
+        assert_eq!(task.attempts, 2);
+        assert!(
+            events.iter().any(|e| e
+                .reason
+                .starts_with("w2 stopped during attempt 1 (its lease expired)")),
+            "{events:?}"
+        );
+        assert_ne!(succeeded[0].worker.as_deref(), Some("w2"));
+        taken_back += 1;
+    }
+    assert!(taken_back >= 1, "the kill interrupted none of {held:?}");
+    for name in ["w1", "w2", "w3"] {
+        assert!(
+            by_worker.get(name).copied().unwrap_or(0) > 0,
+            "{by_worker:?}"
+        );
+    }
+
+    // The speech task went to the one worker that can run it.
+    let speak = queue.task(&speak_id).await.unwrap();
+    assert_eq!(speak.state, TaskState::Succeeded, "{:?}", speak.error);
+    let events = queue.task_events(&speak_id).await.unwrap();
+    let started = events.iter().find(|e| e.to_state == "running").unwrap();
+    assert_eq!(started.worker.as_deref(), Some("w1"));
+    assert!(std::fs::metadata(&wav).unwrap().len() > 10_000);
+    let workers = queue.workers().await.unwrap();
+    let names: Vec<&str> = workers.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["w1", "w2", "w3"]);
+    assert!(workers[0].resources.contains(&"tts".to_owned()));
+    assert_eq!(workers[1].resources, ["none"]);
+    println!(
+        "300 tasks on Redis: each succeeded once ({by_worker:?}); w2 killed holding {}, {taken_back} taken back after its lease",
+        held.len()
     );
 }

@@ -120,6 +120,14 @@ backoff_secs = 2.0
 # "outputs" in the data directory.
 output_dir = ""
 
+[queue]
+# Where the task queue lives: empty for the embedded one in the data directory (SQLite),
+# or a Redis server shared by workers on several machines, e.g. "redis://10.0.0.5:6379/0".
+# `--queue URL` on the command line (or BATON_QUEUE) overrides it.
+url = ""
+# The prefix of Baton's keys on that server (several queues may share one).
+prefix = "baton"
+
 [logging]
 # Level of the log file: error, warn, info, debug or trace.
 level = "info"
@@ -147,6 +155,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// The task queue and its workers.
     pub tasks: TasksConfig,
+    /// Where the task queue lives.
+    pub queue: QueueConfig,
     /// Log file settings.
     pub logging: LoggingConfig,
 }
@@ -175,6 +185,25 @@ impl Default for TasksConfig {
             attempts: 3,
             backoff_secs: 2.0,
             output_dir: String::new(),
+        }
+    }
+}
+
+/// Where the task queue lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Empty for the embedded queue; else `redis://HOST:PORT/DB`.
+    pub url: String,
+    /// The prefix of the queue's keys on a shared server.
+    pub prefix: String,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            prefix: "baton".into(),
         }
     }
 }
@@ -659,6 +688,22 @@ impl Config {
             return Err(invalid(
                 "tasks.backoff_secs",
                 format!("must be between 0 and 600, not {}", t.backoff_secs),
+            ));
+        }
+        let q = &self.queue;
+        if !q.url.is_empty() && !q.url.starts_with("redis://") {
+            return Err(invalid(
+                "queue.url",
+                format!(
+                    "must be empty (the embedded queue) or a Redis address redis://HOST:PORT/DB, not `{}`",
+                    q.url
+                ),
+            ));
+        }
+        if q.prefix.is_empty() || q.prefix.contains(char::is_whitespace) {
+            return Err(invalid(
+                "queue.prefix",
+                format!("must be a word without spaces, not `{}`", q.prefix),
             ));
         }
         if !(1..=365).contains(&self.logging.max_files) {

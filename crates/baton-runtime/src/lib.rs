@@ -68,6 +68,8 @@ pub struct Runtime {
     paths: Paths,
     config: Config,
     store: Store,
+    /// The task queue: the store itself, or a shared Redis server (`[queue] url`).
+    queue: Arc<dyn baton_store::TaskQueue>,
     engines: Arc<RwLock<HashMap<String, Arc<dyn Engine>>>>,
     specs: models::SpecMap,
     llm: baton_llm::LocalLlmEngine,
@@ -83,11 +85,26 @@ pub struct Runtime {
     builtins_installed: Arc<tokio::sync::OnceCell<()>>,
 }
 
+/// The embedded queue (the store) for an empty `url`, else the Redis server there.
+async fn open_queue(
+    store: &Store,
+    url: &str,
+    prefix: &str,
+) -> Result<Arc<dyn baton_store::TaskQueue>, RuntimeError> {
+    if url.is_empty() {
+        return Ok(Arc::new(store.clone()));
+    }
+    Ok(Arc::new(
+        baton_queue_redis::RedisQueue::connect(url, prefix).await?,
+    ))
+}
+
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("paths", &self.paths)
             .field("store", &self.store)
+            .field("queue", &self.queue.location())
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +114,7 @@ impl Runtime {
     pub async fn open(paths: Paths) -> Result<Self, RuntimeError> {
         let config = Config::load(&paths.config_file)?;
         let store = Store::open_in(&paths.data_dir).await?;
+        let queue = open_queue(&store, &config.queue.url, &config.queue.prefix).await?;
         let specs: models::SpecMap = Arc::default();
         let resolver = {
             let specs = specs.clone();
@@ -110,6 +128,7 @@ impl Runtime {
             paths,
             config,
             store,
+            queue,
             engines: Arc::default(),
             specs,
             llm,
@@ -147,6 +166,23 @@ impl Runtime {
     /// The store, for reads and session management.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The task queue every front end and worker uses.
+    pub fn queue(&self) -> &dyn baton_store::TaskQueue {
+        self.queue.as_ref()
+    }
+
+    /// Uses the queue at `url` instead of the config's (`--queue`): empty for the embedded
+    /// one, else `redis://HOST:PORT/DB`.
+    pub async fn use_queue(&mut self, url: &str) -> Result<(), RuntimeError> {
+        if !url.is_empty() && !url.starts_with("redis://") {
+            return Err(RuntimeError::Task(format!(
+                "`{url}` is not a queue address; give redis://HOST:PORT/DB, or nothing for the embedded queue"
+            )));
+        }
+        self.queue = open_queue(&self.store, url, &self.config.queue.prefix).await?;
+        Ok(())
     }
 
     /// Creates a session.

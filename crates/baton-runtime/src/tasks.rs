@@ -241,9 +241,9 @@ impl Runtime {
             }],
         };
         self.check_run(&mut run).await?;
-        let (_, ids) = self.store.create_run(&run).await?;
+        let (_, ids) = self.queue.create_run(&run).await?;
         self.wake_worker();
-        Ok(self.store.task(&ids[0]).await?)
+        Ok(self.queue.task(&ids[0]).await?)
     }
 
     /// Queues a run of a template with `params` (checked against its schema first; unknown
@@ -264,23 +264,23 @@ impl Runtime {
             }
         }
         self.check_run(&mut run).await?;
-        let (run_id, _) = self.store.create_run(&run).await?;
+        let (run_id, _) = self.queue.create_run(&run).await?;
         self.wake_worker();
         Ok(run_id)
     }
 
     /// Cancels a task (and its dependants) or, given a run id, the whole run.
     pub async fn cancel_tasks(&self, id: &str, reason: &str) -> Result<Vec<String>, RuntimeError> {
-        let cancelled = match self.store.resolve_task_id(id).await {
-            Ok(task) => self.store.cancel_task(&task, reason).await?,
+        let cancelled = match self.queue.resolve_task_id(id).await {
+            Ok(task) => self.queue.cancel_task(&task, reason).await?,
             Err(_) => {
-                let runs = self.store.runs(0).await?;
+                let runs = self.queue.runs(0).await?;
                 let matches: Vec<_> = runs
                     .iter()
                     .filter(|r| r.id.starts_with(id) || r.id.ends_with(id))
                     .collect();
                 match matches.as_slice() {
-                    [run] => self.store.cancel_run(&run.id, reason).await?,
+                    [run] => self.queue.cancel_run(&run.id, reason).await?,
                     [] => {
                         return Err(StoreError::Invalid(format!(
                             "no task or run matches `{id}`; see `baton tasks list`"

@@ -28,6 +28,9 @@ use tokio::task::JoinSet;
 use crate::orchestrate::{AnswerOptions, Mode};
 use crate::{Runtime, RuntimeError};
 
+/// How often a worker says it is alive and what it runs.
+const ADVERTISE_EVERY: Duration = Duration::from_secs(5);
+
 /// The largest text file a `speak` task reads.
 const MAX_SPEAK_BYTES: u64 = 1 << 20;
 
@@ -181,7 +184,7 @@ impl Runtime {
         let mut report = WorkerReport::default();
         // Tasks this worker's name held when it stopped died with it: take them back now
         // rather than after their leases lapse.
-        report.recovered += self.store.release_worker_leases(&options.id).await?.len() as u64;
+        report.recovered += self.queue.release_worker_leases(&options.id).await?.len() as u64;
         let lease_ms = self.config.tasks.lease_secs * 1000;
         let mut running: HashMap<String, Slot> = HashMap::new();
         let mut join: JoinSet<(String, Outcome)> = JoinSet::new();
@@ -189,6 +192,7 @@ impl Runtime {
         let llm_parallel = self.config.llm.parallel.max(1) as usize;
         let mut last_housekeeping = std::time::Instant::now() - Duration::from_secs(1);
         let mut resources: Vec<String> = Vec::new();
+        let mut last_advertised: Option<std::time::Instant> = None;
         loop {
             if shutdown.is_cancelled() {
                 break;
@@ -197,7 +201,7 @@ impl Runtime {
             // queue itself after every change.
             if last_housekeeping.elapsed() >= Duration::from_millis(500) {
                 last_housekeeping = std::time::Instant::now();
-                report.recovered += self.store.recover_expired_leases().await?.len() as u64;
+                report.recovered += self.queue.recover_expired_leases().await?.len() as u64;
                 if options.schedules {
                     if let Err(e) = self.fire_due_schedules().await {
                         tracing::warn!(error = %e, "schedules could not fire");
@@ -207,10 +211,22 @@ impl Runtime {
                     Some(list) => list.clone(),
                     None => self.task_resources().await?,
                 };
+                // Other workers and people see who shares the queue and what each runs.
+                if last_advertised.is_none_or(|at| at.elapsed() >= ADVERTISE_EVERY) {
+                    last_advertised = Some(std::time::Instant::now());
+                    let ttl = 3 * ADVERTISE_EVERY.as_millis() as u64;
+                    if let Err(e) = self
+                        .queue
+                        .advertise_worker(&options.id, &resources, ttl)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not advertise this worker");
+                    }
+                }
             }
             // Start what admission allows, from one look at the ready tasks.
             let mut ready: Vec<ReadyTask> = if running.len() < options.concurrency {
-                self.store
+                self.queue
                     .ready_tasks()
                     .await?
                     .into_iter()
@@ -226,7 +242,7 @@ impl Runtime {
                 };
                 let chosen = ready.swap_remove(index);
                 let Some(task) = self
-                    .store
+                    .queue
                     .claim_task(&chosen.id, &options.id, lease_ms)
                     .await?
                 else {
@@ -294,14 +310,14 @@ impl Runtime {
     ) -> Result<(), RuntimeError> {
         match outcome {
             Outcome::Done(output) => {
-                if self.store.complete_task(id, worker, &output).await? {
+                if self.queue.complete_task(id, worker, &output).await? {
                     report.succeeded += 1;
                     tracing::info!(task = %id, "task succeeded");
                 }
             }
             Outcome::Failed { error, retryable } => {
                 report.failed += 1;
-                let state = self.store.fail_task(id, worker, &error, retryable).await?;
+                let state = self.queue.fail_task(id, worker, &error, retryable).await?;
                 tracing::warn!(task = %id, error = %error, ?state, "task attempt failed");
             }
             Outcome::Abandoned => {}
@@ -352,7 +368,7 @@ impl Runtime {
     /// Whether nothing this worker could run is queued, ready or running.
     async fn queue_idle(&self, resources: &[String]) -> Result<bool, RuntimeError> {
         let waiting = self
-            .store
+            .queue
             .tasks(&baton_store::TaskFilter {
                 states: vec![
                     baton_core::TaskState::Queued,
@@ -370,7 +386,7 @@ impl Runtime {
     /// a second (other processes add tasks without waking this one).
     async fn next_wakeup(&self) -> Duration {
         let now = chrono::Utc::now().timestamp_millis();
-        let retry = self.store.next_retry_at().await.ok().flatten();
+        let retry = self.queue.next_retry_at().await.ok().flatten();
         let ms = retry.map_or(1000, |at| (at - now).clamp(10, 1000));
         Duration::from_millis(ms as u64)
     }
@@ -386,7 +402,7 @@ impl Runtime {
     ) -> Outcome {
         let progress = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
         let heartbeat = {
-            let store = self.store.clone();
+            let store = self.queue.clone();
             let id = task.id.clone();
             let worker = worker.to_owned();
             let cancel = cancel.clone();
@@ -448,8 +464,8 @@ impl Runtime {
     /// The context a run's inputs are rendered over: its parameters and the outputs of its
     /// succeeded steps.
     async fn render_context(&self, run_id: &str) -> Result<Value, RuntimeError> {
-        let params = self.store.run_params(run_id).await?;
-        let outputs = self.store.run_outputs(run_id).await?;
+        let params = self.queue.run_params(run_id).await?;
+        let outputs = self.queue.run_outputs(run_id).await?;
         let steps: Map<String, Value> = outputs
             .into_iter()
             .map(|(step, output)| (step, json!({ "output": output })))
@@ -828,7 +844,7 @@ impl Runtime {
             .len();
         let checkpoint =
             json!({ "done": done, "failed": failed, "columns": columns, "out_bytes": len });
-        self.store
+        self.queue
             .save_checkpoint(
                 &task.id,
                 worker,

@@ -50,6 +50,9 @@ pub enum StoreError {
     /// The input is not acceptable (an empty title, a bad search query).
     #[error("{0}")]
     Invalid(String),
+    /// A shared task queue (Redis) could not be reached or answered wrongly.
+    #[error("{0}")]
+    Queue(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -16,6 +16,7 @@ mod eval;
 mod messages;
 mod models;
 mod open;
+mod queue;
 mod runs;
 mod search;
 mod sessions;
@@ -31,6 +32,7 @@ pub use eval::{summarize as summarize_eval, DomainQuality, EvalResult, EvalRun, 
 pub use messages::{Message, NewMessage};
 pub use models::ModelRecord;
 pub use open::{Store, DATABASE_FILE};
+pub use queue::{TaskQueue, WorkerInfo};
 pub use runs::{ModelRun, RunStatus};
 pub use search::SearchHit;
 pub use sessions::{Session, SessionSummary};

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use baton_core::tasks::{
     check_graph, dependant_outcome, dependants_of, retry_delay_ms, ReadyTask, TaskState,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{Sqlite, Transaction};
 
@@ -69,7 +69,7 @@ pub struct NewRun {
 }
 
 /// A stored task.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     /// Its id (UUID v7).
     pub id: String,
@@ -130,7 +130,7 @@ pub struct TaskRecord {
 }
 
 /// One change of a task's state.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct TaskEvent {
     /// Order of events.
     pub id: i64,
@@ -151,7 +151,7 @@ pub struct TaskEvent {
 }
 
 /// A log line a task wrote.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct TaskLog {
     /// Order of lines.
     pub id: i64,
@@ -166,7 +166,7 @@ pub struct TaskLog {
 }
 
 /// A run with its tasks counted by state.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     /// Its id.
     pub id: String,
@@ -411,7 +411,10 @@ fn ready_state(kind: &str) -> TaskState {
 impl Store {
     /// Adds a run and its tasks in one transaction. Steps without dependencies are ready
     /// at once; the graph is checked first (a cycle is refused, naming it).
-    pub async fn create_run(&self, run: &NewRun) -> Result<(String, Vec<String>), StoreError> {
+    pub(crate) async fn create_run(
+        &self,
+        run: &NewRun,
+    ) -> Result<(String, Vec<String>), StoreError> {
         if run.tasks.is_empty() {
             return Err(StoreError::Invalid("a run needs at least one step".into()));
         }
@@ -494,7 +497,7 @@ impl Store {
 
     /// Ready tasks whose backoff has passed, in no particular order (the scheduler orders
     /// them). Empty while the queue is paused.
-    pub async fn ready_tasks(&self) -> Result<Vec<ReadyTask>, StoreError> {
+    pub(crate) async fn ready_tasks(&self) -> Result<Vec<ReadyTask>, StoreError> {
         if self.queue_paused().await? {
             return Ok(Vec::new());
         }
@@ -522,7 +525,7 @@ impl Store {
     }
 
     /// When the next backed-off ready task may run (ms since the epoch), if one waits.
-    pub async fn next_retry_at(&self) -> Result<Option<i64>, StoreError> {
+    pub(crate) async fn next_retry_at(&self) -> Result<Option<i64>, StoreError> {
         let (at,): (Option<i64>,) = sqlx::query_as(
             "SELECT MIN(not_before) FROM tasks WHERE state = 'ready' AND not_before > ?",
         )
@@ -534,7 +537,7 @@ impl Store {
 
     /// Takes a ready task for `worker` with a lease of `lease_ms`. `None` when another
     /// worker took it first (or it is no longer ready).
-    pub async fn claim_task(
+    pub(crate) async fn claim_task(
         &self,
         task_id: &str,
         worker: &str,
@@ -576,7 +579,7 @@ impl Store {
 
     /// Renews `worker`'s lease and records progress. `false` when the task is no longer
     /// running under this worker (cancelled, or its lease was taken away): stop its work.
-    pub async fn renew_lease(
+    pub(crate) async fn renew_lease(
         &self,
         task_id: &str,
         worker: &str,
@@ -597,7 +600,7 @@ impl Store {
     }
 
     /// Stores where a resumable task got to (a batch's rows done), under `worker`'s lease.
-    pub async fn save_checkpoint(
+    pub(crate) async fn save_checkpoint(
         &self,
         task_id: &str,
         worker: &str,
@@ -620,7 +623,7 @@ impl Store {
     /// Marks `worker`'s running task succeeded with its output and readies the dependants
     /// whose dependencies have all succeeded. `false` when it was not running under this
     /// worker any more (the output is dropped).
-    pub async fn complete_task(
+    pub(crate) async fn complete_task(
         &self,
         task_id: &str,
         worker: &str,
@@ -672,7 +675,7 @@ impl Store {
     /// retryable error it goes back to ready after its backoff; otherwise it fails and its
     /// dependants are skipped. Returns the new state (`None` when it was not running under
     /// this worker).
-    pub async fn fail_task(
+    pub(crate) async fn fail_task(
         &self,
         task_id: &str,
         worker: &str,
@@ -712,7 +715,9 @@ impl Store {
     /// Takes running tasks whose lease lapsed (their worker died or hung) back: ready again
     /// when attempts are left (the lost attempt counts and is recorded), else failed.
     /// Returns the tasks moved.
-    pub async fn recover_expired_leases(&self) -> Result<Vec<(String, TaskState)>, StoreError> {
+    pub(crate) async fn recover_expired_leases(
+        &self,
+    ) -> Result<Vec<(String, TaskState)>, StoreError> {
         let now = now_ms();
         self.take_back(LeaseLoss::Expired(now), now).await
     }
@@ -720,7 +725,7 @@ impl Store {
     /// Takes back at once the running tasks leased to `worker` (a worker that restarts
     /// under the same name: its earlier attempts died with it). Recorded like a lapsed lease,
     /// without a backoff: the attempt was lost, not failed.
-    pub async fn release_worker_leases(
+    pub(crate) async fn release_worker_leases(
         &self,
         worker: &str,
     ) -> Result<Vec<(String, TaskState)>, StoreError> {
@@ -790,7 +795,7 @@ impl Store {
     /// Cancels a task that has not finished (a running one's worker sees it at its next
     /// lease renewal and stops) and every dependant that has not finished, with `reason`.
     /// Returns the ids cancelled.
-    pub async fn cancel_task(
+    pub(crate) async fn cancel_task(
         &self,
         task_id: &str,
         reason: &str,
@@ -839,7 +844,11 @@ impl Store {
     }
 
     /// Cancels every unfinished task of a run.
-    pub async fn cancel_run(&self, run_id: &str, reason: &str) -> Result<Vec<String>, StoreError> {
+    pub(crate) async fn cancel_run(
+        &self,
+        run_id: &str,
+        reason: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let ids: Vec<(String,)> = sqlx::query_as(
             "SELECT id FROM tasks WHERE run_id = ? AND state NOT IN ('succeeded', 'failed', 'cancelled', 'skipped')
              ORDER BY position",
@@ -863,7 +872,7 @@ impl Store {
     /// characters, as with [`Store::task`]): its output is `edited` when given, else what its
     /// dependencies produced (one dependency's output as is; several as an object by step).
     /// Its dependants become ready.
-    pub async fn approve_task(
+    pub(crate) async fn approve_task(
         &self,
         task_id: &str,
         edited: Option<&Value>,
@@ -936,7 +945,7 @@ impl Store {
 
     /// Rejects a step waiting for a person (an id or its first or last characters): it fails
     /// (not retried) and its dependants are skipped.
-    pub async fn reject_task(&self, task_id: &str, reason: &str) -> Result<(), StoreError> {
+    pub(crate) async fn reject_task(&self, task_id: &str, reason: &str) -> Result<(), StoreError> {
         let task_id = &self.resolve_task_id(task_id).await?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -981,7 +990,7 @@ impl Store {
 
     /// Runs a failed, cancelled or skipped task (an id or its first or last characters) again
     /// (attempts start over), and puts its skipped or cancelled dependants back in the queue.
-    pub async fn retry_task(&self, task_id: &str) -> Result<TaskState, StoreError> {
+    pub(crate) async fn retry_task(&self, task_id: &str) -> Result<TaskState, StoreError> {
         let task_id = &self.resolve_task_id(task_id).await?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -1028,19 +1037,23 @@ impl Store {
     }
 
     /// Pauses or resumes the whole queue (running tasks finish; nothing new starts).
-    pub async fn set_queue_paused(&self, paused: bool) -> Result<(), StoreError> {
+    pub(crate) async fn set_queue_paused(&self, paused: bool) -> Result<(), StoreError> {
         self.set_setting(PAUSED_KEY, &Value::Bool(paused)).await
     }
 
     /// Whether the queue is paused.
-    pub async fn queue_paused(&self) -> Result<bool, StoreError> {
+    pub(crate) async fn queue_paused(&self) -> Result<bool, StoreError> {
         Ok(self.setting(PAUSED_KEY).await?.and_then(|v| v.as_bool()) == Some(true))
     }
 
     /// Moves a waiting task just before `before` in the run order (taking its priority), or
     /// to the end of its priority when `before` is `None`; either id may be its first or last
     /// characters.
-    pub async fn move_task(&self, task_id: &str, before: Option<&str>) -> Result<(), StoreError> {
+    pub(crate) async fn move_task(
+        &self,
+        task_id: &str,
+        before: Option<&str>,
+    ) -> Result<(), StoreError> {
         let task_id = &self.resolve_task_id(task_id).await?;
         let before = match before {
             Some(other) => Some(self.resolve_task_id(other).await?),
@@ -1093,7 +1106,7 @@ impl Store {
     }
 
     /// Writes a line to a task's log.
-    pub async fn add_task_log(
+    pub(crate) async fn add_task_log(
         &self,
         task_id: &str,
         level: &str,
@@ -1110,7 +1123,7 @@ impl Store {
     }
 
     /// A task by id or unique id prefix (at least 4 characters).
-    pub async fn task(&self, id: &str) -> Result<TaskRecord, StoreError> {
+    pub(crate) async fn task(&self, id: &str) -> Result<TaskRecord, StoreError> {
         let id = self.resolve_task_id(id).await?;
         self.load_task(&id).await
     }
@@ -1126,7 +1139,7 @@ impl Store {
 
     /// Resolves the first or the last characters of a task id (lists show the last 8) to
     /// one task id.
-    pub async fn resolve_task_id(&self, prefix: &str) -> Result<String, StoreError> {
+    pub(crate) async fn resolve_task_id(&self, prefix: &str) -> Result<String, StoreError> {
         let prefix = prefix.trim();
         if prefix.len() < 4 {
             return Err(StoreError::Invalid(format!(
@@ -1159,7 +1172,7 @@ impl Store {
     }
 
     /// Tasks, newest first.
-    pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
+    pub(crate) async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
         let mut sql = format!("{TASK_SELECT} WHERE 1 = 1");
         if !filter.states.is_empty() {
             let list: Vec<String> = filter
@@ -1193,7 +1206,7 @@ impl Store {
     }
 
     /// A task's state changes, oldest first.
-    pub async fn task_events(&self, task_id: &str) -> Result<Vec<TaskEvent>, StoreError> {
+    pub(crate) async fn task_events(&self, task_id: &str) -> Result<Vec<TaskEvent>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT id, task_id, at, from_state, to_state, attempt, worker, reason
              FROM task_events WHERE task_id = ? ORDER BY id",
@@ -1205,7 +1218,7 @@ impl Store {
 
     /// Every state change after event `after_id` (0 for all), oldest first: what
     /// `tasks watch` and progress streams follow.
-    pub async fn task_events_since(
+    pub(crate) async fn task_events_since(
         &self,
         after_id: i64,
         limit: u32,
@@ -1221,7 +1234,7 @@ impl Store {
     }
 
     /// A task's log lines after `after_id`, oldest first.
-    pub async fn task_logs(
+    pub(crate) async fn task_logs(
         &self,
         task_id: &str,
         after_id: i64,
@@ -1237,7 +1250,10 @@ impl Store {
     }
 
     /// The outputs of the steps of `task_id`'s run that have succeeded, by step.
-    pub async fn run_outputs(&self, run_id: &str) -> Result<BTreeMap<String, Value>, StoreError> {
+    pub(crate) async fn run_outputs(
+        &self,
+        run_id: &str,
+    ) -> Result<BTreeMap<String, Value>, StoreError> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT step, output FROM tasks WHERE run_id = ? AND state = 'succeeded' AND output IS NOT NULL",
         )
@@ -1250,7 +1266,7 @@ impl Store {
     }
 
     /// A run's parameters (what its steps are rendered over).
-    pub async fn run_params(&self, run_id: &str) -> Result<Value, StoreError> {
+    pub(crate) async fn run_params(&self, run_id: &str) -> Result<Value, StoreError> {
         let row: Option<(String,)> = sqlx::query_as("SELECT params FROM task_runs WHERE id = ?")
             .bind(run_id)
             .fetch_optional(&self.pool)
@@ -1260,7 +1276,7 @@ impl Store {
     }
 
     /// Runs, newest first, with their tasks counted by state.
-    pub async fn runs(&self, limit: u32) -> Result<Vec<RunSummary>, StoreError> {
+    pub(crate) async fn runs(&self, limit: u32) -> Result<Vec<RunSummary>, StoreError> {
         let rows: Vec<RunRow> = sqlx::query_as(
             "SELECT r.id, r.name, r.template, r.params, r.origin, r.created_at,
                 (SELECT json_group_object(state, n) FROM
@@ -1287,7 +1303,7 @@ impl Store {
     }
 
     /// How many tasks are in each state.
-    pub async fn task_counts(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+    pub(crate) async fn task_counts(&self) -> Result<BTreeMap<String, i64>, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT state, COUNT(*) FROM tasks GROUP BY state")
                 .fetch_all(&self.pool)

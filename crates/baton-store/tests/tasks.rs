@@ -3,6 +3,7 @@
 //! approvals, retries by hand, reordering and pausing.
 
 use baton_core::TaskState;
+use baton_store::TaskQueue as _;
 use baton_store::{NewRun, NewTask, Store, TaskFilter};
 use serde_json::json;
 

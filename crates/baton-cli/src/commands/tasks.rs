@@ -91,6 +91,8 @@ pub enum TasksCommand {
     Pause,
     /// Resume the queue
     Resume,
+    /// The workers sharing this queue and what each can run
+    Workers,
     /// Move a waiting task before another one (taking its priority), or to the end of its priority
     Move {
         /// The task to move
@@ -304,7 +306,7 @@ fn options(queue: &QueueArgs, origin: &str) -> anyhow::Result<TaskOptions> {
 
 /// `baton tasks …`.
 pub async fn tasks(cmd: TasksCommand, runtime: &Runtime, json: bool) -> anyhow::Result<()> {
-    let store = runtime.store();
+    let store = runtime.queue();
     match cmd {
         TasksCommand::Add(args) => {
             let mut input: serde_json::Map<String, Value> = match &args.input {
@@ -511,6 +513,28 @@ pub async fn tasks(cmd: TasksCommand, runtime: &Runtime, json: bool) -> anyhow::
             println!("The queue runs again.");
             Ok(())
         }
+        TasksCommand::Workers => {
+            let workers = store.workers().await?;
+            if json {
+                return print_json(&workers);
+            }
+            println!("Queue: {}", store.location());
+            if workers.is_empty() {
+                println!("No worker has run on it yet. Start one with `baton worker`.");
+            }
+            let now = chrono::Utc::now().timestamp_millis();
+            for w in &workers {
+                let seen = (now - w.seen_ms).max(0) / 1000;
+                let status = if w.alive(now) {
+                    format!("alive, seen {seen} s ago")
+                } else {
+                    format!("gone, last seen {seen} s ago")
+                };
+                println!("{}  ({status})", w.name);
+                println!("  runs: {}", w.resources.join(", "));
+            }
+            Ok(())
+        }
         TasksCommand::Move { id, before } => {
             store.move_task(&id, before.as_deref()).await?;
             runtime.wake_worker();
@@ -543,7 +567,7 @@ fn print_task_line(t: &TaskRecord) {
 
 /// Prints state changes as they are stored; with an id, until that run or task is finished.
 async fn watch(runtime: &Runtime, id: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let store = runtime.store();
+    let store = runtime.queue();
     let scope: Option<(bool, String)> = match id {
         None => None,
         Some(id) => match store.resolve_task_id(id).await {
@@ -626,7 +650,7 @@ async fn wait_for(runtime: &Runtime, run_id: &str, json: bool) -> anyhow::Result
     let _ = worker.await;
     watched?;
     let tasks = runtime
-        .store()
+        .queue()
         .tasks(&TaskFilter {
             run_id: Some(run_id.to_owned()),
             ..TaskFilter::default()
@@ -920,8 +944,10 @@ pub async fn worker(args: WorkerArgs, runtime: &Runtime, json: bool) -> anyhow::
     let ctrl_c = super::CtrlC::watch();
     if !json {
         eprintln!(
-            "worker {} runs up to {} task(s) at once; Ctrl-C stops it (running tasks are taken up again later)",
-            options.id, options.concurrency
+            "worker {} runs up to {} task(s) at once from {}; Ctrl-C stops it (running tasks are taken up again later)",
+            options.id,
+            options.concurrency,
+            runtime.queue().location()
         );
     }
     let report = runtime.run_worker(options, ctrl_c.token()).await?;
