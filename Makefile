@@ -88,6 +88,7 @@ test: lint $(TAURI_DRIVER)
 	BATON_MODELS_DIR=$(TEST_MODELS) BATON_DATA_DIR=$(TEST_MODELS)/registry $(BATON) models fetch $(VOICE_TEST_MODELS)
 	BATON_SILERO_VAD=$(TEST_MODELS)/silero_vad.onnx BATON_PIPER_VOICE=$(TEST_MODELS)/en_US-joe-medium.onnx \
 	  $(LINTED) $(CARGO) test --workspace --no-fail-fast
+	bash tests/durability/app-kills.sh
 	bash tests/e2e/run.sh
 
 # Only the desktop end-to-end tests (screenshots in artifacts/e2e/).
