@@ -13,7 +13,8 @@
 //! - `P:run:ID` — a run's name, parameters and task ids; `P:runs` — runs by creation time.
 //! - `P:task-ids` — every task id (sorted set, for prefixes and listings).
 //! - `P:ready` — ready tasks as the scheduler sees them (hash); `P:running` — leased
-//!   tasks (set), so lapsed leases are found without reading every task.
+//!   tasks (set), so lapsed leases are found without reading every task; `P:queued` —
+//!   tasks waiting for dependencies, by resource (hash).
 //! - `P:events` — every state change by id (sorted set), what `tasks watch` follows.
 //! - `P:paused`, `P:workers` — the pause switch and the workers' advertisements.
 
@@ -21,7 +22,7 @@
 
 mod graph;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use baton_core::tasks::{check_graph, dependants_of, ReadyTask, TaskState};
@@ -364,6 +365,13 @@ impl RedisQueue {
             pipe.sadd(self.key("running"), &task.id).ignore();
         } else {
             pipe.srem(self.key("running"), &task.id).ignore();
+        }
+        // What waits for its dependencies, by resource (a worker exits when idle by it).
+        if task.state == TaskState::Queued {
+            pipe.hset(self.key("queued"), &task.id, &task.resource)
+                .ignore();
+        } else {
+            pipe.hdel(self.key("queued"), &task.id).ignore();
         }
     }
 
@@ -1209,6 +1217,32 @@ impl TaskQueue for RedisQueue {
                 .or_default() += 1;
         }
         Ok(counts)
+    }
+
+    async fn waiting_resources(&self) -> Result<BTreeSet<String>, StoreError> {
+        let mut con = self.con();
+        let queued: Vec<String> = con
+            .hvals(self.key("queued"))
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut out: BTreeSet<String> = queued.into_iter().collect();
+        let ready: Vec<String> = con
+            .hvals(self.key("ready"))
+            .await
+            .map_err(|e| self.err(e))?;
+        for text in ready {
+            out.insert(decode::<ReadyEntry>(&text, "ready entry")?.resource);
+        }
+        let running: Vec<String> = con
+            .smembers(self.key("running"))
+            .await
+            .map_err(|e| self.err(e))?;
+        for task in self.load_tasks(&mut con, &running).await? {
+            if task.record.state == TaskState::Running {
+                out.insert(task.record.resource);
+            }
+        }
+        Ok(out)
     }
 
     async fn advertise_worker(

@@ -183,6 +183,16 @@ async fn scenario(q: &dyn TaskQueue) -> Vec<String> {
     assert!(q.ready_tasks().await.unwrap().is_empty());
     q.set_queue_paused(false).await.unwrap();
     assert_eq!(ready(q).await.len(), 3);
+    let mut waits = task("waits", "noop", &["first"]);
+    waits.resource = "stt".into();
+    let (_, ids) = q
+        .create_run(&run("pending", vec![task("first", "noop", &[]), waits]))
+        .await
+        .unwrap();
+    names.insert(ids[0].clone(), "first".into());
+    names.insert(ids[1].clone(), "waits".into());
+    let waiting = q.waiting_resources().await.unwrap();
+    assert_eq!(waiting.into_iter().collect::<Vec<_>>(), ["none", "stt"]);
     let (_, ids) = q
         .create_run(&run(
             "review",
@@ -250,6 +260,10 @@ async fn scenario(q: &dyn TaskQueue) -> Vec<String> {
     }
     assert_eq!(q.task_logs(a, 1).await.unwrap().len(), 1);
     trace.push(format!("counts {:?}", q.task_counts().await.unwrap()));
+    trace.push(format!(
+        "waiting {:?}",
+        q.waiting_resources().await.unwrap()
+    ));
     for r in q.runs(0).await.unwrap() {
         trace.push(format!("run {} {} {:?}", r.name, r.state(), r.states));
     }

@@ -358,28 +358,22 @@ impl Runtime {
         admission
     }
 
-    /// The memory local models may use, in MB.
+    /// The memory local models may use, in MB: the RAM budget, plus the free VRAM of the
+    /// best GPU the probe found (less the reserve the engine keeps) where models are
+    /// offloaded.
     fn llm_memory_budget_mb(&self) -> u64 {
-        crate::models::llm_config(&self.config)
-            .memory_budget_bytes
-            .map_or(0, |b| b >> 20)
+        let config = crate::models::llm_config(&self.config);
+        admission_budget_mb(
+            config.memory_budget_bytes,
+            self.gpu_report().best_free_bytes(),
+            config.vram_reserve_bytes,
+        )
     }
 
     /// Whether nothing this worker could run is queued, ready or running.
     async fn queue_idle(&self, resources: &[String]) -> Result<bool, RuntimeError> {
-        let waiting = self
-            .queue
-            .tasks(&baton_store::TaskFilter {
-                states: vec![
-                    baton_core::TaskState::Queued,
-                    baton_core::TaskState::Ready,
-                    baton_core::TaskState::Running,
-                ],
-                run_id: None,
-                limit: 0,
-            })
-            .await?;
-        Ok(!waiting.iter().any(|t| serves(resources, &t.resource)))
+        let waiting = self.queue.waiting_resources().await?;
+        Ok(!waiting.iter().any(|r| serves(resources, r)))
     }
 
     /// How long to sleep when nothing wakes the worker: until the next retry, but at most
@@ -882,6 +876,15 @@ impl Runtime {
     }
 }
 
+/// The memory budget admission holds local models to, in MB: `ram_budget` (none: no
+/// limit) plus what a GPU with `gpu_free` bytes free takes after `vram_reserve`.
+fn admission_budget_mb(ram_budget: Option<u64>, gpu_free: u64, vram_reserve: u64) -> u64 {
+    match ram_budget {
+        None => 0,
+        Some(ram) => (ram + gpu_free.saturating_sub(vram_reserve)) >> 20,
+    }
+}
+
 /// Whether a worker with `resources` runs tasks on `resource`.
 fn serves(resources: &[String], resource: &str) -> bool {
     resources
@@ -1008,6 +1011,24 @@ fn strip_markdown(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admission_budget_adds_free_vram_beyond_the_reserve() {
+        const MIB: u64 = 1 << 20;
+        // No GPU: the RAM budget alone.
+        assert_eq!(admission_budget_mb(Some(8192 * MIB), 0, 1024 * MIB), 8192);
+        // A GPU with 24 GiB free, 1 GiB kept back.
+        assert_eq!(
+            admission_budget_mb(Some(8192 * MIB), 24_576 * MIB, 1024 * MIB),
+            8192 + 23_552
+        );
+        // Less free VRAM than the reserve adds nothing; no budget means no limit.
+        assert_eq!(
+            admission_budget_mb(Some(100 * MIB), 512 * MIB, 1024 * MIB),
+            100
+        );
+        assert_eq!(admission_budget_mb(None, 24_576 * MIB, 0), 0);
+    }
 
     #[test]
     fn outputs_stay_in_the_run_folder() {

@@ -4,7 +4,7 @@
 //! workers on several machines share it. Templates, schedules and the activity a digest
 //! reads stay in each machine's own store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use baton_core::tasks::{ReadyTask, TaskState};
@@ -153,6 +153,9 @@ pub trait TaskQueue: Send + Sync + std::fmt::Debug {
     async fn runs(&self, limit: u32) -> Result<Vec<RunSummary>, StoreError>;
     /// How many tasks are in each state.
     async fn task_counts(&self) -> Result<BTreeMap<String, i64>, StoreError>;
+    /// The resources of the tasks not finished yet (queued, ready or running): a worker
+    /// with none of them has nothing left to do.
+    async fn waiting_resources(&self) -> Result<BTreeSet<String>, StoreError>;
     /// Says that `worker` is alive and what it can run, for `ttl_ms`.
     async fn advertise_worker(
         &self,
@@ -303,6 +306,9 @@ impl TaskQueue for Store {
     }
     async fn task_counts(&self) -> Result<BTreeMap<String, i64>, StoreError> {
         Store::task_counts(self).await
+    }
+    async fn waiting_resources(&self) -> Result<BTreeSet<String>, StoreError> {
+        Store::waiting_resources(self).await
     }
     async fn advertise_worker(
         &self,

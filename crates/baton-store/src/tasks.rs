@@ -1311,6 +1311,18 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
+    /// The resources of the unfinished tasks (one index scan per state).
+    pub(crate) async fn waiting_resources(
+        &self,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT resource FROM tasks WHERE state IN ('queued', 'ready', 'running')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(r,)| r).collect())
+    }
+
     /// Stores a template version (replacing the same name and version).
     pub async fn save_template(
         &self,
