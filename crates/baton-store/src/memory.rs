@@ -1,0 +1,161 @@
+//! Vectors of stored texts (messages, captures) for search by meaning: which rows still
+//! need one, storing a batch, and the nearest rows to a query vector. Distances are
+//! computed inside SQLite by sqlite-vec (`vec_distance_cosine`), registered for every
+//! connection the store opens.
+
+use serde::Serialize;
+
+use crate::error::StoreError;
+use crate::open::Store;
+use crate::time::now_ms;
+
+/// A stored text that has no vector for a model yet.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct PendingText {
+    /// `message` or `capture`.
+    pub kind: String,
+    /// Its row id.
+    pub ref_id: i64,
+    /// The text to embed.
+    pub text: String,
+}
+
+/// A row near a query by meaning.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct VectorHit {
+    /// `message` or `capture`.
+    pub kind: String,
+    /// Its row id.
+    pub ref_id: i64,
+    /// Cosine distance to the query (0 the same direction, 2 opposite).
+    pub distance: f64,
+}
+
+/// How far the back-fill has got for a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EmbeddingCounts {
+    /// Texts with a vector.
+    pub embedded: i64,
+    /// Texts in all.
+    pub total: i64,
+}
+
+/// A vector as sqlite-vec reads it: little-endian float32.
+fn to_blob(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+const PENDING: &str = "SELECT 'message' AS kind, m.id AS ref_id, m.content AS text FROM messages m
+       WHERE m.role != 'system' AND m.content != ''
+         AND NOT EXISTS (SELECT 1 FROM embeddings e
+                         WHERE e.kind = 'message' AND e.ref_id = m.id AND e.model = ?1)
+     UNION ALL
+     SELECT 'capture', c.id, c.text FROM captures c
+       WHERE c.text != ''
+         AND NOT EXISTS (SELECT 1 FROM embeddings e
+                         WHERE e.kind = 'capture' AND e.ref_id = c.id AND e.model = ?1)";
+
+impl Store {
+    /// Up to `limit` texts that have no vector for `model`, oldest first.
+    pub async fn pending_embeddings(
+        &self,
+        model: &str,
+        limit: u32,
+    ) -> Result<Vec<PendingText>, StoreError> {
+        Ok(sqlx::query_as(&format!("{PENDING} ORDER BY 2 LIMIT ?2"))
+            .bind(model)
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Texts with and without a vector for `model`.
+    pub async fn embedding_counts(&self, model: &str) -> Result<EmbeddingCounts, StoreError> {
+        let (embedded,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM embeddings WHERE model = ?")
+                .bind(model)
+                .fetch_one(&self.pool)
+                .await?;
+        let (pending,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM ({PENDING})"))
+            .bind(model)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(EmbeddingCounts {
+            embedded,
+            total: embedded + pending,
+        })
+    }
+
+    /// Stores vectors of `model` for texts, in one transaction. A text deleted or changed
+    /// meanwhile gets none (it is embedded again from its new words by the next round).
+    pub async fn save_embeddings(
+        &self,
+        model: &str,
+        items: &[(PendingText, Vec<f32>)],
+    ) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let mut saved = 0;
+        for (text, vector) in items {
+            let table = match text.kind.as_str() {
+                "message" => "SELECT 1 FROM messages WHERE id = ?1 AND content = ?2",
+                "capture" => "SELECT 1 FROM captures WHERE id = ?1 AND text = ?2",
+                other => return Err(StoreError::Invalid(format!("no texts of kind `{other}`"))),
+            };
+            let current: Option<(i64,)> = sqlx::query_as(table)
+                .bind(text.ref_id)
+                .bind(&text.text)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if current.is_none() {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO embeddings (kind, ref_id, model, vector, created_at) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT(kind, ref_id, model) DO UPDATE SET vector = excluded.vector,
+                    created_at = excluded.created_at",
+            )
+            .bind(&text.kind)
+            .bind(text.ref_id)
+            .bind(model)
+            .bind(to_blob(vector))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            saved += 1;
+        }
+        tx.commit().await?;
+        Ok(saved)
+    }
+
+    /// Drops the vectors of every model but `keep` (after the embedding model changed).
+    pub async fn drop_other_embeddings(&self, keep: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM embeddings WHERE model != ?")
+            .bind(keep)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// The `limit` rows nearest to `query` (a unit vector of `model`), nearest first,
+    /// optionally of one kind.
+    pub async fn nearest(
+        &self,
+        model: &str,
+        query: &[f32],
+        kind: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VectorHit>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT kind, ref_id, vec_distance_cosine(vector, ?1) AS distance FROM embeddings
+             WHERE model = ?2 AND (?3 IS NULL OR kind = ?3)
+             ORDER BY distance LIMIT ?4",
+        )
+        .bind(to_blob(query))
+        .bind(model)
+        .bind(kind)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
