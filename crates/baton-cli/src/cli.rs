@@ -92,6 +92,11 @@ pub enum Command {
         #[arg(long, env = "BATON_API_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Search messages and captures by their words and their meaning
+    Search(crate::commands::memory::SearchArgs),
+    /// Memory: the vectors of stored texts (status, backfill)
+    #[command(subcommand)]
+    Memory(crate::commands::memory::MemoryCommand),
     /// The task queue: add, list, show, logs, watch, cancel, retry, approve, reject, pause, resume, move
     #[command(subcommand)]
     Tasks(crate::commands::tasks::TasksCommand),

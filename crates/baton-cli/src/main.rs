@@ -198,6 +198,18 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Search(args) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::memory::search(args, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
+        Command::Memory(cmd) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::memory::memory(cmd, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
         Command::Sessions(cmd) => {
             let runtime = Runtime::open(paths).await?;
             let result = commands::sessions::run(cmd, &runtime, json).await;

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod ensemble;
 pub mod error;
 pub mod ids;
+pub mod memory;
 pub mod model;
 pub mod routing;
 pub mod speech;

@@ -12,6 +12,7 @@ pub mod engines;
 pub mod eval;
 pub mod fetch;
 pub mod fit;
+pub mod memory;
 pub mod models;
 pub mod orchestrate;
 pub mod paths;
@@ -83,6 +84,8 @@ pub struct Runtime {
     task_wakeup: Arc<tokio::sync::Notify>,
     /// Set once the built-in templates are in the store.
     builtins_installed: Arc<tokio::sync::OnceCell<()>>,
+    /// The embedding model, loaded on first use.
+    embedder: Arc<tokio::sync::OnceCell<Arc<baton_memory::Embedder>>>,
 }
 
 /// The embedded queue (the store) for an empty `url`, else the Redis server there.
@@ -139,6 +142,7 @@ impl Runtime {
             default_model: Arc::default(),
             task_wakeup: Arc::default(),
             builtins_installed: Arc::default(),
+            embedder: Arc::default(),
         };
         runtime.load_model_specs().await?;
         runtime.load_engines().await?;

@@ -30,7 +30,7 @@ pub use captures::{Capture, CaptureSummary, NewCapture};
 pub use engines::EngineRecord;
 pub use error::StoreError;
 pub use eval::{summarize as summarize_eval, DomainQuality, EvalResult, EvalRun, EvalScore};
-pub use memory::{EmbeddingCounts, PendingText, VectorHit};
+pub use memory::{EmbeddingCounts, MemoryItem, PendingText, VectorHit, WordHit};
 pub use messages::{Message, NewMessage};
 pub use models::ModelRecord;
 pub use open::{Store, DATABASE_FILE};

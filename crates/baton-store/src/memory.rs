@@ -31,6 +31,36 @@ pub struct VectorHit {
     pub distance: f64,
 }
 
+/// A row that matched by its words.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct WordHit {
+    /// `message` or `capture`.
+    pub kind: String,
+    /// Its row id.
+    pub ref_id: i64,
+    /// The matching passage, matches in `[` `]`.
+    pub snippet: String,
+    /// bm25 (lower is better).
+    pub rank: f64,
+}
+
+/// A stored text with where it came from, for showing a hit.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct MemoryItem {
+    /// `message` or `capture`.
+    pub kind: String,
+    /// Its row id.
+    pub ref_id: i64,
+    /// The whole text.
+    pub text: String,
+    /// The session's title (messages) or the capture's source.
+    pub title: String,
+    /// The session id (messages).
+    pub session_id: Option<String>,
+    /// When it was stored, ms since the epoch.
+    pub created_at: i64,
+}
+
 /// How far the back-fill has got for a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct EmbeddingCounts {
@@ -71,11 +101,10 @@ impl Store {
 
     /// Texts with and without a vector for `model`.
     pub async fn embedding_counts(&self, model: &str) -> Result<EmbeddingCounts, StoreError> {
-        let (embedded,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM embeddings WHERE model = ?")
-                .bind(model)
-                .fetch_one(&self.pool)
-                .await?;
+        let (embedded,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM embeddings WHERE model = ?")
+            .bind(model)
+            .fetch_one(&self.pool)
+            .await?;
         let (pending,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM ({PENDING})"))
             .bind(model)
             .fetch_one(&self.pool)
@@ -126,6 +155,69 @@ impl Store {
         }
         tx.commit().await?;
         Ok(saved)
+    }
+
+    /// Rows whose text holds any of the words of `query` (FTS5, prefixes with `word*`),
+    /// best bm25 first, optionally of one kind.
+    pub async fn words_ranked(
+        &self,
+        query: &str,
+        kind: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<WordHit>, StoreError> {
+        let Some(any) = crate::search::to_fts_any(query) else {
+            return Err(StoreError::Invalid(
+                "the search query is empty; give at least one word".into(),
+            ));
+        };
+        // Any word may match (ranked by how well): people do not remember every word.
+        Ok(sqlx::query_as(
+            "SELECT * FROM (
+                SELECT 'message' AS kind, f.rowid AS ref_id,
+                       snippet(messages_fts, 0, '[', ']', '…', 12) AS snippet, f.rank AS rank
+                  FROM messages_fts f JOIN messages m ON m.id = f.rowid
+                 WHERE messages_fts MATCH ?1 AND m.role != 'system' AND (?2 IS NULL OR ?2 = 'message')
+                UNION ALL
+                SELECT 'capture', f.rowid, snippet(captures_fts, 0, '[', ']', '…', 12), f.rank
+                  FROM captures_fts f
+                 WHERE captures_fts MATCH ?1 AND (?2 IS NULL OR ?2 = 'capture')
+             ) ORDER BY rank LIMIT ?3",
+        )
+        .bind(any)
+        .bind(kind)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The texts behind hits, in the order asked (rows gone meanwhile are left out).
+    pub async fn memory_items(
+        &self,
+        hits: &[(String, i64)],
+    ) -> Result<Vec<MemoryItem>, StoreError> {
+        let mut out = Vec::with_capacity(hits.len());
+        for (kind, id) in hits {
+            let sql = match kind.as_str() {
+                "message" => {
+                    "SELECT 'message' AS kind, m.id AS ref_id, m.content AS text, s.title AS title,
+                            m.session_id AS session_id, m.created_at AS created_at
+                       FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.id = ?"
+                }
+                "capture" => {
+                    "SELECT 'capture' AS kind, id AS ref_id, text, 'screen capture (' || source || ')' AS title,
+                            NULL AS session_id, created_at FROM captures WHERE id = ?"
+                }
+                _ => continue,
+            };
+            if let Some(item) = sqlx::query_as::<_, MemoryItem>(sql)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+            {
+                out.push(item);
+            }
+        }
+        Ok(out)
     }
 
     /// Drops the vectors of every model but `keep` (after the embedding model changed).

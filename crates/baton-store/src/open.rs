@@ -46,27 +46,29 @@ impl Store {
     }
 
     /// Makes sqlite-vec's functions (`vec_distance_cosine`, …) part of every SQLite connection
-/// this process opens from now on.
-fn register_sqlite_vec() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: sqlite3_vec_init has the signature SQLite's auto-extension mechanism
-        // calls (db, error message, API routines); it is linked into this binary against
-        // the same SQLite that sqlx uses (libsqlite3-sys, bundled).
-        unsafe {
-            libsqlite3_sys::sqlite3_auto_extension(Some(std::mem::transmute::<
-                *const (),
-                unsafe extern "C" fn(
-                    *mut libsqlite3_sys::sqlite3,
-                    *mut *mut std::os::raw::c_char,
-                    *const libsqlite3_sys::sqlite3_api_routines,
-                ) -> std::os::raw::c_int,
-            >(sqlite_vec::sqlite3_vec_init as *const ())));
-        }
-    });
-}
+    /// this process opens from now on.
+    fn register_sqlite_vec() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: sqlite3_vec_init has the signature SQLite's auto-extension mechanism
+            // calls (db, error message, API routines); it is linked into this binary against
+            // the same SQLite that sqlx uses (libsqlite3-sys, bundled).
+            unsafe {
+                libsqlite3_sys::sqlite3_auto_extension(Some(std::mem::transmute::<
+                    *const (),
+                    unsafe extern "C" fn(
+                        *mut libsqlite3_sys::sqlite3,
+                        *mut *mut std::os::raw::c_char,
+                        *const libsqlite3_sys::sqlite3_api_routines,
+                    ) -> std::os::raw::c_int,
+                >(
+                    sqlite_vec::sqlite3_vec_init as *const (),
+                )));
+            }
+        });
+    }
 
-/// Opens (creating if needed) the database file at `path`, applying migrations.
+    /// Opens (creating if needed) the database file at `path`, applying migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         check_header(path)?;
         Self::register_sqlite_vec();

@@ -38,7 +38,45 @@ struct HitRow {
 /// (so punctuation and FTS5 operators are taken literally), all terms must match, and a
 /// trailing `*` on a word keeps its prefix meaning.
 pub(crate) fn to_fts_query(input: &str) -> Option<String> {
-    let terms: Vec<String> = input
+    let terms = fts_terms(input);
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+/// Words too common to say anything about what a text is about.
+const STOPWORDS: &[&str] = &[
+    "a", "an", "the", "and", "or", "of", "to", "in", "on", "at", "for", "with", "is", "are", "was",
+    "were", "be", "it", "its", "this", "that", "what", "which", "who", "when", "where", "how",
+    "do", "does", "did", "i", "my", "me", "we", "our", "you", "your", "he", "she", "they", "them",
+    "his", "her", "their", "from", "by", "about", "as", "if", "so", "not",
+];
+
+/// The same terms less the stopwords (all of them when nothing else is left), any of
+/// which may match.
+pub(crate) fn to_fts_any(input: &str) -> Option<String> {
+    let terms = fts_terms(input);
+    let telling: Vec<&String> = terms
+        .iter()
+        .filter(|t| {
+            let word = t.trim_matches(|c| c == '"' || c == '*').to_lowercase();
+            !STOPWORDS.contains(&word.as_str())
+        })
+        .collect();
+    let chosen: Vec<&String> = if telling.is_empty() {
+        terms.iter().collect()
+    } else {
+        telling
+    };
+    (!chosen.is_empty()).then(|| {
+        chosen
+            .into_iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    })
+}
+
+fn fts_terms(input: &str) -> Vec<String> {
+    input
         .split_whitespace()
         .filter_map(|word| {
             let (body, prefix) = match word.strip_suffix('*') {
@@ -52,12 +90,7 @@ pub(crate) fn to_fts_query(input: &str) -> Option<String> {
             let quoted = format!("\"{}\"", body.replace('"', "\"\""));
             Some(if prefix { format!("{quoted}*") } else { quoted })
         })
-        .collect();
-    if terms.is_empty() {
-        None
-    } else {
-        Some(terms.join(" "))
-    }
+        .collect()
 }
 
 impl Store {

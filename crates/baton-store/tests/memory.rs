@@ -53,14 +53,20 @@ async fn vectors_are_found_by_distance_and_go_with_their_rows() {
     assert_eq!(store.save_embeddings("m", &items).await.unwrap(), 4);
     assert!(store.pending_embeddings("m", 100).await.unwrap().is_empty());
     // A second model has everything still to do.
-    assert_eq!(store.pending_embeddings("other", 100).await.unwrap().len(), 4);
+    assert_eq!(
+        store.pending_embeddings("other", 100).await.unwrap().len(),
+        4
+    );
 
     let near = store
         .nearest("m", &unit(&[0.9, 0.1, 0.0]), None, 2)
         .await
         .unwrap();
     assert_eq!((near[0].kind.as_str(), near[0].ref_id), ("message", ids[0]));
-    assert_eq!((near[1].kind.as_str(), near[1].ref_id), ("capture", capture.id));
+    assert_eq!(
+        (near[1].kind.as_str(), near[1].ref_id),
+        ("capture", capture.id)
+    );
     assert!(near[0].distance < near[1].distance);
     let only = store
         .nearest("m", &unit(&[1.0, 1.0, 0.0]), Some("message"), 10)
@@ -79,7 +85,10 @@ async fn vectors_are_found_by_distance_and_go_with_their_rows() {
         text: "buy winter tyres".into(),
     };
     assert_eq!(
-        store.save_embeddings("m", &[(gone, unit(&[1.0, 0.0, 0.0]))]).await.unwrap(),
+        store
+            .save_embeddings("m", &[(gone, unit(&[1.0, 0.0, 0.0]))])
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);

@@ -9,6 +9,7 @@ pub mod chat;
 pub mod config;
 pub mod engines;
 pub mod eval;
+pub mod memory;
 pub mod models;
 pub mod sessions;
 pub mod tasks;
