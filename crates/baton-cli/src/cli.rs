@@ -242,4 +242,6 @@ pub enum BenchCommand {
     Api(crate::commands::bench_api::BenchApiArgs),
     /// The task queue: no-op throughput and dispatch latency against a plain database loop
     Tasks(crate::commands::bench_tasks::BenchTasksArgs),
+    /// Memory: retrieval by words, meaning and both; embedding throughput; query latency
+    Memory(crate::commands::bench_memory::BenchMemoryArgs),
 }

@@ -3,23 +3,29 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-/// The `k` of reciprocal rank fusion: how much the top places count over the rest (60 is
-/// the value of Cormack, Clarke and Büttcher's paper, and works without tuning).
-pub const RRF_K: f64 = 60.0;
-
-/// Reciprocal rank fusion: each item scores `Σ 1 / (k + rank)` over the lists it is in
-/// (rank from 1), so an item high in either list, or fairly high in both, comes first.
-/// Returns the items with their scores, best first; ties keep first-seen order.
-pub fn reciprocal_rank_fusion<T: Clone + Eq + Hash>(lists: &[Vec<T>], k: f64) -> Vec<(T, f64)> {
+/// Score fusion: each item scores `alpha · meaning + (1 − alpha) · words`, where `meaning`
+/// is its cosine similarity (0 when it was not among the meaning hits) and `words` its
+/// bm25 relative to the best words hit of the query (0..1; 0 when it did not match).
+/// Unlike rank fusion it keeps how much better the first hit is than the next. Returns the
+/// items best first; ties keep first-seen order (meaning hits first).
+pub fn score_fusion<T: Clone + Eq + Hash>(
+    meaning: &[(T, f64)],
+    words: &[(T, f64)],
+    alpha: f64,
+) -> Vec<(T, f64)> {
+    let best_words = words.iter().map(|(_, s)| *s).fold(0.0_f64, f64::max);
     let mut scores: HashMap<T, (f64, usize)> = HashMap::new();
     let mut seen = 0usize;
-    for list in lists {
-        for (rank, item) in list.iter().enumerate() {
+    let lists = [(meaning, alpha, 1.0), (words, 1.0 - alpha, best_words)];
+    for (list, weight, scale) in lists {
+        for (item, score) in list {
             let entry = scores.entry(item.clone()).or_insert_with(|| {
                 seen += 1;
                 (0.0, seen)
             });
-            entry.0 += 1.0 / (k + rank as f64 + 1.0);
+            if scale > 0.0 {
+                entry.0 += weight * (score / scale).clamp(0.0, 1.0);
+            }
         }
     }
     let mut out: Vec<(T, f64, usize)> = scores
@@ -37,20 +43,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn items_high_in_both_lists_win_and_single_list_items_follow() {
-        let words = vec!["a", "b", "c"];
-        let meaning = vec!["c", "d", "a"];
-        let fused: Vec<&str> = reciprocal_rank_fusion(&[words, meaning], RRF_K)
+    fn a_clearly_closer_meaning_beats_a_weak_word_match() {
+        let meaning = [("right", 0.70), ("wrong", 0.30)];
+        let words = [("wrong", 8.0), ("other", 2.0)];
+        let fused: Vec<&str> = score_fusion(&meaning, &words, 0.9)
             .into_iter()
             .map(|(i, _)| i)
             .collect();
-        assert_eq!(fused, ["a", "c", "b", "d"]);
-        assert!(reciprocal_rank_fusion::<u8>(&[], RRF_K).is_empty());
-        // One list alone keeps its order.
-        let one: Vec<u8> = reciprocal_rank_fusion(&[vec![3, 1, 2]], RRF_K)
-            .into_iter()
-            .map(|(i, _)| i)
-            .collect();
-        assert_eq!(one, [3, 1, 2]);
+        assert_eq!(fused, ["right", "wrong", "other"]);
+        // Words alone decide when nothing is near in meaning.
+        let fused = score_fusion(&[], &words, 0.9);
+        assert_eq!(fused[0].0, "wrong");
+        assert!((fused[0].1 - 0.1).abs() < 1e-9);
     }
 }

@@ -1,11 +1,10 @@
 //! Memory in the runtime: the embedding model (loaded on first use from the registry),
 //! the back-fill that gives every stored text its vector, and search by words, by meaning,
-//! or both fused (reciprocal rank fusion, `baton_core::memory`), each hit saying why it
-//! matched.
+//! or both fused (`baton_core::memory::score_fusion`), each hit saying why it matched.
 
 use std::sync::Arc;
 
-use baton_core::memory::{reciprocal_rank_fusion, RRF_K};
+use baton_core::memory::score_fusion;
 use baton_memory::Embedder;
 use serde::Serialize;
 
@@ -19,6 +18,11 @@ const TOKENIZER_FILE: &str = "all-MiniLM-L6-v2.tokenizer.json";
 pub const EMBED_BATCH: usize = 32;
 /// Candidates each ranking contributes before fusion.
 const CANDIDATES: u32 = 50;
+/// The share of meaning in a hybrid score (the rest is words). Measured with `baton bench
+/// memory` (50 notes asked for in other words, 3,000 stored messages): hit@1 was 38% at
+/// 0.5, 62% at 0.7, 82% at 0.8 and 92% at 0.9, where reciprocal rank fusion reached 76%;
+/// ten exact-word queries (codes, names) were found first at every share.
+pub const MEANING_SHARE: f64 = 0.9;
 /// Below this cosine similarity a text is not about the query (all-MiniLM-L6-v2 puts
 /// unrelated sentences between about -0.1 and 0.2).
 pub const MIN_SIMILARITY: f64 = 0.25;
@@ -156,12 +160,17 @@ impl Runtime {
             near
         };
         let key = |kind: &str, id: i64| (kind.to_owned(), id);
-        let fused = reciprocal_rank_fusion(
-            &[
-                words.iter().map(|w| key(&w.kind, w.ref_id)).collect(),
-                meaning.iter().map(|m| key(&m.kind, m.ref_id)).collect(),
-            ],
-            RRF_K,
+        let fused = score_fusion(
+            &meaning
+                .iter()
+                .map(|m| (key(&m.kind, m.ref_id), 1.0 - m.distance))
+                .collect::<Vec<_>>(),
+            // FTS5's bm25 is negative, lower better.
+            &words
+                .iter()
+                .map(|w| (key(&w.kind, w.ref_id), -w.rank))
+                .collect::<Vec<_>>(),
+            MEANING_SHARE,
         );
         let top: Vec<((String, i64), f64)> = fused.into_iter().take(limit as usize).collect();
         let keys: Vec<(String, i64)> = top.iter().map(|(k, _)| k.clone()).collect();

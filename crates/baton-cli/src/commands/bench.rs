@@ -19,6 +19,7 @@ pub async fn run(cmd: BenchCommand, json: bool) -> anyhow::Result<()> {
         } => bench_store(messages, queries, dir, json).await,
         BenchCommand::Ocr(args) => crate::commands::vision::bench(args, json),
         BenchCommand::Tasks(args) => crate::commands::bench_tasks::run(args, json).await,
+        BenchCommand::Memory(args) => crate::commands::bench_memory::run(args, json).await,
         BenchCommand::Llm(_) | BenchCommand::Stt(_) | BenchCommand::Api(_) => {
             unreachable!("`bench llm`, `bench stt` and `bench api` need the runtime and are dispatched in main")
         }

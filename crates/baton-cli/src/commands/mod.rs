@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_api;
 pub mod bench_llm;
+pub mod bench_memory;
 pub mod bench_stt;
 pub mod bench_tasks;
 pub mod chat;
