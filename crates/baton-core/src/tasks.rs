@@ -246,6 +246,37 @@ pub fn retry_delay_ms(attempt: u32, base_ms: u64, max_ms: u64) -> u64 {
     base_ms.saturating_mul(1u64 << shift).min(max_ms)
 }
 
+/// The waiting tasks `(id, priority)` in run order after moving `task_id` just before
+/// `before` (taking its priority), or to the end of its own priority when `before` is
+/// `None`. An error says which task is not waiting.
+pub fn reorder(
+    mut order: Vec<(String, i64)>,
+    task_id: &str,
+    before: Option<&str>,
+) -> Result<Vec<(String, i64)>, String> {
+    let Some(from) = order.iter().position(|(id, _)| id == task_id) else {
+        return Err(format!(
+            "task `{task_id}` is not waiting in the queue; only queued or ready tasks move"
+        ));
+    };
+    let (moved, mut priority) = order.remove(from);
+    let at = match before {
+        Some(other) => {
+            let Some(at) = order.iter().position(|(id, _)| id == other) else {
+                return Err(format!("task `{other}` is not waiting in the queue"));
+            };
+            priority = order[at].1;
+            at
+        }
+        None => order
+            .iter()
+            .rposition(|(_, p)| *p >= priority)
+            .map_or(0, |i| i + 1),
+    };
+    order.insert(at, (moved, priority));
+    Ok(order)
+}
+
 /// A ready task as the scheduler sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadyTask {

@@ -25,7 +25,7 @@ mod graph;
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use baton_core::tasks::{check_graph, dependants_of, ReadyTask, TaskState};
+use baton_core::tasks::{check_graph, dependants_of, reorder, ReadyTask, TaskState};
 use baton_store::{
     NewRun, RunSummary, StoreError, TaskEvent, TaskFilter, TaskLog, TaskQueue, TaskRecord,
     WorkerInfo, MAX_BACKOFF_MS,
@@ -963,7 +963,7 @@ impl TaskQueue for RedisQueue {
                 .iter()
                 .map(|t| (t.record.id.clone(), t.record.priority))
                 .collect();
-            let order = match reorder(order, &task_id, before.as_deref()) {
+            let order = match reorder(order, &task_id, before.as_deref()).map_err(invalid) {
                 Ok(order) => order,
                 Err(e) => {
                     let _: () = redis::cmd("UNWATCH")
@@ -1273,38 +1273,6 @@ impl TaskQueue for RedisQueue {
             .map_err(|e| self.err(e))?;
         entries.values().map(|t| decode(t, "worker")).collect()
     }
-}
-
-/// Moves `task_id` before `before` in `order` (taking its priority), or to the end of its
-/// priority: the embedded queue's rule.
-fn reorder(
-    mut order: Vec<(String, i64)>,
-    task_id: &str,
-    before: Option<&str>,
-) -> Result<Vec<(String, i64)>, StoreError> {
-    let Some(from) = order.iter().position(|(id, _)| id == task_id) else {
-        return Err(invalid(format!(
-            "task `{task_id}` is not waiting in the queue; only queued or ready tasks move"
-        )));
-    };
-    let (moved, mut priority) = order.remove(from);
-    let at = match before {
-        Some(other) => {
-            let Some(at) = order.iter().position(|(id, _)| id == other) else {
-                return Err(invalid(format!(
-                    "task `{other}` is not waiting in the queue"
-                )));
-            };
-            priority = order[at].1;
-            at
-        }
-        None => order
-            .iter()
-            .rposition(|(_, p)| *p >= priority)
-            .map_or(0, |i| i + 1),
-    };
-    order.insert(at, (moved, priority));
-    Ok(order)
 }
 
 /// A private `redis-server` (the Debian package) on a free loopback port, for tests and

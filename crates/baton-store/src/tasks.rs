@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use baton_core::tasks::{
-    check_graph, dependant_outcome, dependants_of, retry_delay_ms, ReadyTask, TaskState,
+    check_graph, dependant_outcome, dependants_of, reorder, retry_delay_ms, ReadyTask, TaskState,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -1067,29 +1067,7 @@ impl Store {
         )
         .fetch_all(&mut *tx)
         .await?;
-        let Some(from) = waiting.iter().position(|(id, _)| id == task_id) else {
-            return Err(StoreError::Invalid(format!(
-                "task `{task_id}` is not waiting in the queue; only queued or ready tasks move"
-            )));
-        };
-        let mut order = waiting.clone();
-        let (moved, mut priority) = order.remove(from);
-        let at = match before {
-            Some(other) => {
-                let Some(at) = order.iter().position(|(id, _)| id == other) else {
-                    return Err(StoreError::Invalid(format!(
-                        "task `{other}` is not waiting in the queue"
-                    )));
-                };
-                priority = order[at].1;
-                at
-            }
-            None => order
-                .iter()
-                .rposition(|(_, p)| *p >= priority)
-                .map_or(0, |i| i + 1),
-        };
-        order.insert(at, (moved, priority));
+        let order = reorder(waiting, task_id, before).map_err(StoreError::Invalid)?;
         let (base,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(position), 0) FROM tasks")
             .fetch_one(&mut *tx)
             .await?;
