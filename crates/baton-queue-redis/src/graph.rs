@@ -61,7 +61,8 @@ pub(crate) struct RunView {
     pub now: i64,
 }
 
-fn missing(id: &str) -> StoreError {
+/// The error for a task id that is not in the queue.
+pub(crate) fn missing(id: &str) -> StoreError {
     StoreError::Invalid(format!(
         "no task `{id}`; list tasks with `baton tasks list`"
     ))

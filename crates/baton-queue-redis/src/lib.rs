@@ -170,6 +170,27 @@ impl RedisQueue {
         }
     }
 
+    /// Watches `keys` on `con` until its next `EXEC` or `UNWATCH`.
+    async fn watch(
+        &self,
+        con: &mut MultiplexedConnection,
+        keys: impl redis::ToRedisArgs,
+    ) -> Result<(), StoreError> {
+        redis::cmd("WATCH")
+            .arg(keys)
+            .query_async::<()>(con)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets what `con` watches (a change that writes nothing).
+    async fn unwatch(&self, con: &mut MultiplexedConnection) -> Result<(), StoreError> {
+        redis::cmd("UNWATCH")
+            .query_async::<()>(con)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
     /// Reads task documents by id (missing ones left out), in the order given.
     async fn load_tasks(
         &self,
@@ -243,20 +264,11 @@ impl RedisQueue {
         change: &mut impl FnMut(&mut RunView) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
         let key = self.task_key(task_id);
-        redis::cmd("WATCH")
-            .arg(&key)
-            .query_async::<()>(con)
-            .await
-            .map_err(|e| self.err(e))?;
+        self.watch(con, &key).await?;
         let text: Option<String> = con.get(&key).await.map_err(|e| self.err(e))?;
         let Some(text) = text else {
-            let _: () = redis::cmd("UNWATCH")
-                .query_async(con)
-                .await
-                .map_err(|e| self.err(e))?;
-            return Err(invalid(format!(
-                "no task `{task_id}`; list tasks with `baton tasks list`"
-            )));
+            self.unwatch(con).await?;
+            return Err(graph::missing(task_id));
         };
         let this: StoredTask = decode(&text, "task")?;
         let mut tasks = vec![this];
@@ -269,11 +281,7 @@ impl RedisQueue {
             if !others.is_empty() {
                 let keys: Vec<String> = others.iter().map(|id| self.task_key(id)).collect();
                 for chunk in keys.chunks(CHUNK) {
-                    redis::cmd("WATCH")
-                        .arg(chunk)
-                        .query_async::<()>(con)
-                        .await
-                        .map_err(|e| self.err(e))?;
+                    self.watch(con, chunk).await?;
                 }
                 tasks.extend(self.load_tasks(con, &others).await?);
             }
@@ -282,18 +290,12 @@ impl RedisQueue {
         let out = match change(&mut view) {
             Ok(out) => out,
             Err(e) => {
-                let _: () = redis::cmd("UNWATCH")
-                    .query_async(con)
-                    .await
-                    .map_err(|e| self.err(e))?;
+                self.unwatch(con).await?;
                 return Err(e);
             }
         };
         if view.changed.is_empty() && view.events.is_empty() {
-            let _: () = redis::cmd("UNWATCH")
-                .query_async(con)
-                .await
-                .map_err(|e| self.err(e))?;
+            self.unwatch(con).await?;
             return Ok(Some(out));
         }
         let mut pipe = redis::pipe();
@@ -373,6 +375,30 @@ impl RedisQueue {
         } else {
             pipe.hdel(self.key("queued"), &task.id).ignore();
         }
+    }
+
+    /// Changes a task with `change` (given the time) and records its progress, only while
+    /// it runs under `worker`'s lease; `false` when it does not.
+    async fn update_held(
+        &self,
+        task_id: &str,
+        worker: &str,
+        progress: Option<f64>,
+        change: impl Fn(&mut TaskRecord, i64),
+    ) -> Result<bool, StoreError> {
+        self.transact(task_id, false, |view| {
+            if !view.held_by(task_id, worker) {
+                return Ok(false);
+            }
+            let now = view.now;
+            let task = view.edit(task_id)?;
+            change(task, now);
+            if let Some(p) = progress {
+                task.progress = Some(p.clamp(0.0, 1.0));
+            }
+            Ok(true)
+        })
+        .await
     }
 
     async fn all_task_ids(&self) -> Result<Vec<String>, StoreError> {
@@ -652,17 +678,8 @@ impl TaskQueue for RedisQueue {
         lease_ms: u64,
         progress: Option<f64>,
     ) -> Result<bool, StoreError> {
-        self.transact(task_id, false, |view| {
-            if !view.held_by(task_id, worker) {
-                return Ok(false);
-            }
-            let now = view.now;
-            let task = view.edit(task_id)?;
+        self.update_held(task_id, worker, progress, |task, now| {
             task.lease_until_ms = Some(now + lease_ms as i64);
-            if let Some(p) = progress {
-                task.progress = Some(p.clamp(0.0, 1.0));
-            }
-            Ok(true)
         })
         .await
     }
@@ -674,16 +691,8 @@ impl TaskQueue for RedisQueue {
         checkpoint: &Value,
         progress: Option<f64>,
     ) -> Result<bool, StoreError> {
-        self.transact(task_id, false, |view| {
-            if !view.held_by(task_id, worker) {
-                return Ok(false);
-            }
-            let task = view.edit(task_id)?;
+        self.update_held(task_id, worker, progress, |task, _| {
             task.checkpoint = Some(checkpoint.clone());
-            if let Some(p) = progress {
-                task.progress = Some(p.clamp(0.0, 1.0));
-            }
-            Ok(true)
         })
         .await
     }
@@ -941,11 +950,7 @@ impl TaskQueue for RedisQueue {
             let ids = self.all_task_ids().await?;
             let keys: Vec<String> = ids.iter().map(|id| self.task_key(id)).collect();
             for chunk in keys.chunks(CHUNK) {
-                redis::cmd("WATCH")
-                    .arg(chunk)
-                    .query_async::<()>(&mut con)
-                    .await
-                    .map_err(|e| self.err(e))?;
+                self.watch(&mut con, chunk).await?;
             }
             let mut waiting: Vec<StoredTask> = self
                 .load_tasks(&mut con, &ids)
@@ -966,10 +971,7 @@ impl TaskQueue for RedisQueue {
             let order = match reorder(order, &task_id, before.as_deref()).map_err(invalid) {
                 Ok(order) => order,
                 Err(e) => {
-                    let _: () = redis::cmd("UNWATCH")
-                        .query_async(&mut con)
-                        .await
-                        .map_err(|e| self.err(e))?;
+                    self.unwatch(&mut con).await?;
                     return Err(e);
                 }
             };

@@ -106,6 +106,8 @@ impl Runtime {
     ) -> Result<usize, RuntimeError> {
         let model = self.embedder().await?.name().to_owned();
         self.store.drop_other_embeddings(&model).await?;
+        // Counted once: counting again after each batch scans every text each time.
+        let start = self.store.embedding_counts(&model).await?;
         let mut done = 0;
         loop {
             let batch = self
@@ -124,8 +126,8 @@ impl Runtime {
                 tokio::task::yield_now().await;
             }
             done += saved;
-            let counts = self.store.embedding_counts(&model).await?;
-            progress(counts.embedded, counts.total);
+            let embedded = start.embedded + done as i64;
+            progress(embedded, start.total.max(embedded));
         }
         Ok(done)
     }
