@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod captures;
+mod documents;
 mod engines;
 mod error;
 mod eval;
@@ -27,17 +28,18 @@ mod tasks;
 mod time;
 
 pub use captures::{Capture, CaptureSummary, NewCapture};
+pub use documents::{DocContent, DocFile, DocRoot, Document};
 pub use engines::EngineRecord;
 pub use error::StoreError;
 pub use eval::{summarize as summarize_eval, DomainQuality, EvalResult, EvalRun, EvalScore};
 pub use memory::{EmbeddingCounts, MemoryItem, PendingText, VectorHit, WordHit};
-pub use messages::{Message, NewMessage};
+pub use messages::{Message, MessageSource, NewMessage};
 pub use models::ModelRecord;
 pub use open::{Store, DATABASE_FILE};
 pub use queue::{TaskQueue, WorkerInfo};
 pub use runs::{ModelRun, RunStatus};
 pub use search::SearchHit;
-pub use sessions::{Session, SessionSummary};
+pub use sessions::{Session, SessionSummary, TurnSummary};
 pub use stats::{percentile, Stats, UsageStats};
 pub use tasks::{
     Activity, NewRun, NewTask, RunSummary, ScheduleRecord, TaskEvent, TaskFilter, TaskLog,

@@ -1,4 +1,4 @@
-//! Vectors of stored texts (messages, captures) for search by meaning: which rows still
+//! Vectors of stored texts (messages, captures, document chunks, task outputs) for search by meaning: which rows still
 //! need one, storing a batch, and the nearest rows to a query vector. Distances are
 //! computed inside SQLite by sqlite-vec (`vec_distance_cosine`), registered for every
 //! connection the store opens.
@@ -12,7 +12,7 @@ use crate::time::now_ms;
 /// A stored text that has no vector for a model yet.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct PendingText {
-    /// `message` or `capture`.
+    /// `message`, `capture`, `chunk` (of a document) or `task` (an output).
     pub kind: String,
     /// Its row id.
     pub ref_id: i64,
@@ -23,7 +23,7 @@ pub struct PendingText {
 /// A row near a query by meaning.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct VectorHit {
-    /// `message` or `capture`.
+    /// `message`, `capture`, `chunk` (of a document) or `task` (an output).
     pub kind: String,
     /// Its row id.
     pub ref_id: i64,
@@ -34,7 +34,7 @@ pub struct VectorHit {
 /// A row that matched by its words.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct WordHit {
-    /// `message` or `capture`.
+    /// `message`, `capture`, `chunk` (of a document) or `task` (an output).
     pub kind: String,
     /// Its row id.
     pub ref_id: i64,
@@ -47,16 +47,20 @@ pub struct WordHit {
 /// A stored text with where it came from, for showing a hit.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct MemoryItem {
-    /// `message` or `capture`.
+    /// `message`, `capture`, `chunk` (of a document) or `task` (an output).
     pub kind: String,
     /// Its row id.
     pub ref_id: i64,
     /// The whole text.
     pub text: String,
-    /// The session's title (messages) or the capture's source.
+    /// The session's title, the capture's source, the document's file name or the task.
     pub title: String,
     /// The session id (messages).
     pub session_id: Option<String>,
+    /// Where to open it: the document's path, the task's id, the capture's id.
+    pub location: Option<String>,
+    /// Who wrote it (messages): `user` or `assistant`.
+    pub role: Option<String>,
     /// When it was stored, ms since the epoch.
     pub created_at: i64,
 }
@@ -83,7 +87,28 @@ const PENDING: &str = "SELECT 'message' AS kind, m.id AS ref_id, m.content AS te
      SELECT 'capture', c.id, c.text FROM captures c
        WHERE c.text != ''
          AND NOT EXISTS (SELECT 1 FROM embeddings e
-                         WHERE e.kind = 'capture' AND e.ref_id = c.id AND e.model = ?1)";
+                         WHERE e.kind = 'capture' AND e.ref_id = c.id AND e.model = ?1)
+     UNION ALL
+     SELECT 'chunk', d.id, d.text FROM doc_chunks d
+       WHERE d.text != ''
+         AND NOT EXISTS (SELECT 1 FROM embeddings e
+                         WHERE e.kind = 'chunk' AND e.ref_id = d.id AND e.model = ?1)
+     UNION ALL
+     SELECT 'task', t.rowid, t.text FROM task_outputs_fts t
+       WHERE t.text != ''
+         AND NOT EXISTS (SELECT 1 FROM embeddings e
+                         WHERE e.kind = 'task' AND e.ref_id = t.rowid AND e.model = ?1)";
+
+/// The current text of a row of each kind (`?1` its id, `?2` the text to compare).
+fn current_text_sql(kind: &str) -> Result<&'static str, StoreError> {
+    Ok(match kind {
+        "message" => "SELECT 1 FROM messages WHERE id = ?1 AND content = ?2",
+        "capture" => "SELECT 1 FROM captures WHERE id = ?1 AND text = ?2",
+        "chunk" => "SELECT 1 FROM doc_chunks WHERE id = ?1 AND text = ?2",
+        "task" => "SELECT 1 FROM task_outputs_fts WHERE rowid = ?1 AND text = ?2",
+        other => return Err(StoreError::Invalid(format!("no texts of kind `{other}`"))),
+    })
+}
 
 impl Store {
     /// Up to `limit` texts that have no vector for `model`, oldest first.
@@ -126,12 +151,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut saved = 0;
         for (text, vector) in items {
-            let table = match text.kind.as_str() {
-                "message" => "SELECT 1 FROM messages WHERE id = ?1 AND content = ?2",
-                "capture" => "SELECT 1 FROM captures WHERE id = ?1 AND text = ?2",
-                other => return Err(StoreError::Invalid(format!("no texts of kind `{other}`"))),
-            };
-            let current: Option<(i64,)> = sqlx::query_as(table)
+            let current: Option<(i64,)> = sqlx::query_as(current_text_sql(&text.kind)?)
                 .bind(text.ref_id)
                 .bind(&text.text)
                 .fetch_optional(&mut *tx)
@@ -181,6 +201,14 @@ impl Store {
                 SELECT 'capture', f.rowid, snippet(captures_fts, 0, '[', ']', '…', 12), f.rank
                   FROM captures_fts f
                  WHERE captures_fts MATCH ?1 AND (?2 IS NULL OR ?2 = 'capture')
+                UNION ALL
+                SELECT 'chunk', f.rowid, snippet(doc_chunks_fts, 0, '[', ']', '…', 12), f.rank
+                  FROM doc_chunks_fts f
+                 WHERE doc_chunks_fts MATCH ?1 AND (?2 IS NULL OR ?2 = 'chunk')
+                UNION ALL
+                SELECT 'task', f.rowid, snippet(task_outputs_fts, 0, '[', ']', '…', 12), f.rank
+                  FROM task_outputs_fts f
+                 WHERE task_outputs_fts MATCH ?1 AND (?2 IS NULL OR ?2 = 'task')
              ) ORDER BY rank LIMIT ?3",
         )
         .bind(any)
@@ -200,12 +228,25 @@ impl Store {
             let sql = match kind.as_str() {
                 "message" => {
                     "SELECT 'message' AS kind, m.id AS ref_id, m.content AS text, s.title AS title,
-                            m.session_id AS session_id, m.created_at AS created_at
+                            m.session_id AS session_id, NULL AS location, m.role AS role, m.created_at AS created_at
                        FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.id = ?"
                 }
                 "capture" => {
                     "SELECT 'capture' AS kind, id AS ref_id, text, 'screen capture (' || source || ')' AS title,
-                            NULL AS session_id, created_at FROM captures WHERE id = ?"
+                            NULL AS session_id, CAST(id AS TEXT) AS location, NULL AS role, created_at
+                       FROM captures WHERE id = ?"
+                }
+                "chunk" => {
+                    "SELECT 'chunk' AS kind, c.id AS ref_id, c.text AS text,
+                            replace(d.path, rtrim(d.path, replace(d.path, '/', '')), '') AS title,
+                            NULL AS session_id, d.path AS location, NULL AS role, d.indexed_at AS created_at
+                       FROM doc_chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ?"
+                }
+                "task" => {
+                    "SELECT 'task' AS kind, t.rowid AS ref_id, f.text AS text,
+                            'task ' || t.step || ' (' || t.kind || ')' AS title, NULL AS session_id,
+                            t.id AS location, NULL AS role, COALESCE(t.finished_at, t.created_at) AS created_at
+                       FROM tasks t JOIN task_outputs_fts f ON f.rowid = t.rowid WHERE t.rowid = ?"
                 }
                 _ => continue,
             };

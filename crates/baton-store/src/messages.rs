@@ -36,8 +36,29 @@ pub struct Message {
     pub mode: Option<String>,
     /// The user's rating: 1 (thumbs up), -1 (down) or none.
     pub rating: Option<i64>,
+    /// What memory gave the model for this answer, numbered as the answer cites them.
+    pub sources: Vec<MessageSource>,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
+}
+
+/// A snippet from memory that an answer was given, shown under it as `[n]`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct MessageSource {
+    /// Its number in the answer's context (1, 2, …).
+    pub n: u32,
+    /// `message`, `capture`, `chunk` or `task`.
+    pub kind: String,
+    /// The row it came from.
+    pub ref_id: i64,
+    /// The session's title, the capture's source, the document's file name or the task.
+    pub title: String,
+    /// The snippet the model was given.
+    pub text: String,
+    /// The session to open (messages).
+    pub session_id: Option<String>,
+    /// The document's path, the task's id or the capture's id.
+    pub location: Option<String>,
 }
 
 /// A message to append.
@@ -63,6 +84,8 @@ pub struct NewMessage {
     pub cost_usd: Option<f64>,
     /// The orchestration mode that produced it.
     pub mode: Option<String>,
+    /// What memory gave the model (assistant messages).
+    pub sources: Vec<MessageSource>,
 }
 
 impl NewMessage {
@@ -91,6 +114,7 @@ struct MessageRow {
     cost_usd: Option<f64>,
     mode: Option<String>,
     rating: Option<i64>,
+    sources: Option<String>,
     created_at: i64,
 }
 
@@ -112,6 +136,11 @@ impl TryFrom<MessageRow> for Message {
             cost_usd: row.cost_usd,
             mode: row.mode,
             rating: row.rating,
+            // Written by this crate; an unreadable list shows no sources rather than no message.
+            sources: row
+                .sources
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default(),
             created_at: to_datetime(row.created_at),
         })
     }
@@ -119,8 +148,9 @@ impl TryFrom<MessageRow> for Message {
 
 const INSERT_MESSAGE: &str =
     "INSERT INTO messages (session_id, role, content, model, prompt_tokens,
-        completion_tokens, latency_ms, first_token_ms, tokens_per_second, cost_usd, mode, created_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        completion_tokens, latency_ms, first_token_ms, tokens_per_second, cost_usd, mode, sources,
+        created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 async fn insert_message<'e, E>(
     executor: E,
@@ -146,6 +176,11 @@ where
         .bind(message.tokens_per_second)
         .bind(message.cost_usd)
         .bind(&message.mode)
+        .bind(if message.sources.is_empty() {
+            None
+        } else {
+            serde_json::to_string(&message.sources).ok()
+        })
         .bind(now)
         .execute(executor)
         .await
@@ -194,6 +229,7 @@ impl Store {
             cost_usd: message.cost_usd,
             mode: message.mode,
             rating: None,
+            sources: message.sources,
             created_at: to_datetime(now),
         })
     }
@@ -223,7 +259,7 @@ impl Store {
         let rows: Vec<MessageRow> = sqlx::query_as(
             "SELECT id, session_id, role, content, model, prompt_tokens, completion_tokens,
                     latency_ms, first_token_ms, tokens_per_second, cost_usd, mode, rating,
-                    created_at
+                    sources, created_at
              FROM messages WHERE session_id = ? ORDER BY id",
         )
         .bind(&session.0)

@@ -20,6 +20,8 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     /// When it last changed (a message or a rename).
     pub updated_at: DateTime<Utc>,
+    /// Memory in this session: `None` follows the global setting.
+    pub memory: Option<bool>,
 }
 
 /// A session with its message count, for lists.
@@ -32,6 +34,24 @@ pub struct SessionSummary {
     pub message_count: i64,
 }
 
+/// A model's summary of a session's older turns, used in their place once the conversation
+/// outgrows the context window.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct TurnSummary {
+    /// Its id.
+    pub id: i64,
+    /// The session.
+    pub session_id: String,
+    /// The last message it covers.
+    pub through_id: i64,
+    /// The summary.
+    pub content: String,
+    /// The model that wrote it.
+    pub model: String,
+    /// When it was written, ms since the epoch.
+    pub created_at: i64,
+}
+
 #[derive(sqlx::FromRow)]
 struct SessionRow {
     id: String,
@@ -39,6 +59,7 @@ struct SessionRow {
     model: Option<String>,
     created_at: i64,
     updated_at: i64,
+    memory: Option<bool>,
 }
 
 impl From<SessionRow> for Session {
@@ -49,6 +70,7 @@ impl From<SessionRow> for Session {
             model: row.model,
             created_at: to_datetime(row.created_at),
             updated_at: to_datetime(row.updated_at),
+            memory: row.memory,
         }
     }
 }
@@ -89,13 +111,14 @@ impl Store {
             model: None,
             created_at: to_datetime(now),
             updated_at: to_datetime(now),
+            memory: None,
         })
     }
 
     /// Lists sessions, most recently active first.
     pub async fn list_sessions(&self, limit: u32) -> Result<Vec<SessionSummary>, StoreError> {
         let rows: Vec<SummaryRow> = sqlx::query_as(
-            "SELECT s.id, s.title, s.model, s.created_at, s.updated_at,
+            "SELECT s.id, s.title, s.model, s.created_at, s.updated_at, s.memory,
                     (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id) AS message_count
              FROM sessions s ORDER BY s.updated_at DESC, s.id DESC LIMIT ?",
         )
@@ -123,7 +146,7 @@ impl Store {
             .replace('%', "\\%")
             .replace('_', "\\_");
         let rows: Vec<SessionRow> = sqlx::query_as(
-            "SELECT id, title, model, created_at, updated_at FROM sessions
+            "SELECT id, title, model, created_at, updated_at, memory FROM sessions
              WHERE id = ?1 OR id LIKE ?2 ESCAPE '\\' OR id LIKE ?3 ESCAPE '\\'
              ORDER BY id = ?1 DESC LIMIT 3",
         )
@@ -156,6 +179,56 @@ impl Store {
             return Err(StoreError::SessionNotFound(id.0.clone()));
         }
         self.find_session(&id.0).await
+    }
+
+    /// Turns memory on or off for a session (`None`: follow the global setting).
+    pub async fn set_session_memory(
+        &self,
+        id: &SessionId,
+        memory: Option<bool>,
+    ) -> Result<Session, StoreError> {
+        let done = sqlx::query("UPDATE sessions SET memory = ? WHERE id = ?")
+            .bind(memory)
+            .bind(&id.0)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::SessionNotFound(id.0.clone()));
+        }
+        self.find_session(&id.0).await
+    }
+
+    /// The newest summary of a session's older turns.
+    pub async fn session_summary(&self, id: &SessionId) -> Result<Option<TurnSummary>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, session_id, through_id, content, model, created_at FROM session_summaries
+             WHERE session_id = ? ORDER BY through_id DESC, id DESC LIMIT 1",
+        )
+        .bind(&id.0)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Stores a summary of a session's turns up to message `through_id`.
+    pub async fn save_session_summary(
+        &self,
+        id: &SessionId,
+        through_id: i64,
+        content: &str,
+        model: &str,
+    ) -> Result<TurnSummary, StoreError> {
+        Ok(sqlx::query_as(
+            "INSERT INTO session_summaries (session_id, through_id, content, model, created_at)
+             VALUES (?, ?, ?, ?, ?)
+             RETURNING id, session_id, through_id, content, model, created_at",
+        )
+        .bind(&id.0)
+        .bind(through_id)
+        .bind(content)
+        .bind(model)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Deletes a session and its messages.

@@ -93,3 +93,215 @@ async fn vectors_are_found_by_distance_and_go_with_their_rows() {
     );
     assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
 }
+
+fn chunks(texts: &[&str]) -> baton_store::DocContent {
+    baton_store::DocContent::Indexed {
+        hash: texts.join("|"),
+        chars: texts.iter().map(|t| t.len() as i64).sum(),
+        chunks: texts.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+fn file(path: &str, content: baton_store::DocContent) -> baton_store::DocFile {
+    baton_store::DocFile {
+        path: path.into(),
+        format: "text".into(),
+        size: 10,
+        modified_ms: 1,
+        content,
+    }
+}
+
+#[tokio::test]
+async fn document_chunks_are_searched_embedded_replaced_and_removed_with_their_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).await.unwrap();
+    let root = store.add_doc_root("/docs").await.unwrap();
+    assert_eq!(
+        store.add_doc_root("/docs").await.unwrap().id,
+        root.id,
+        "added once"
+    );
+    store
+        .save_document(
+            root.id,
+            &file(
+                "/docs/a.txt",
+                chunks(&["the boiler service is booked", "the cat eats at six"]),
+            ),
+        )
+        .await
+        .unwrap();
+    store
+        .save_document(
+            root.id,
+            &file(
+                "/docs/b.bin",
+                baton_store::DocContent::Skipped("binary".into()),
+            ),
+        )
+        .await
+        .unwrap();
+    let r = store.doc_root("/docs").await.unwrap().unwrap();
+    assert_eq!((r.indexed, r.skipped, r.chunks), (1, 1, 2));
+    let docs = store.documents(root.id).await.unwrap();
+    assert_eq!(docs[1].reason.as_deref(), Some("binary"));
+
+    // Found by words, with the file's name as the title.
+    let hits = store.words_ranked("boiler", None, 10).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].kind, "chunk");
+    let items = store
+        .memory_items(&[(hits[0].kind.clone(), hits[0].ref_id)])
+        .await
+        .unwrap();
+    assert_eq!(items[0].title, "a.txt");
+    assert_eq!(items[0].location.as_deref(), Some("/docs/a.txt"));
+
+    // Embedded like any text.
+    let pending = store.pending_embeddings("m", 100).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    let items: Vec<_> = pending
+        .into_iter()
+        .map(|p| (p, unit(&[1.0, 0.0])))
+        .collect();
+    assert_eq!(store.save_embeddings("m", &items).await.unwrap(), 2);
+
+    // Saving the same text again keeps chunks and vectors; new text replaces both.
+    store
+        .save_document(
+            root.id,
+            &file(
+                "/docs/a.txt",
+                chunks(&["the boiler service is booked", "the cat eats at six"]),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.embedding_counts("m").await.unwrap().embedded, 2);
+    store
+        .save_document(
+            root.id,
+            &file("/docs/a.txt", chunks(&["the boiler was fixed"])),
+        )
+        .await
+        .unwrap();
+    let counts = store.embedding_counts("m").await.unwrap();
+    assert_eq!(
+        (counts.embedded, counts.total),
+        (0, 1),
+        "old vectors went with old chunks"
+    );
+    assert!(store
+        .words_ranked("cat", None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A file that is gone, then the whole root, take their chunks and vectors.
+    let pending = store.pending_embeddings("m", 100).await.unwrap();
+    let items: Vec<_> = pending
+        .into_iter()
+        .map(|p| (p, unit(&[1.0, 0.0])))
+        .collect();
+    store.save_embeddings("m", &items).await.unwrap();
+    assert!(store.remove_document("/docs/a.txt").await.unwrap());
+    assert_eq!(
+        store.embedding_counts("m").await.unwrap(),
+        baton_store::EmbeddingCounts {
+            embedded: 0,
+            total: 0
+        }
+    );
+    store
+        .save_document(
+            root.id,
+            &file("/docs/c.txt", chunks(&["kept until the root goes"])),
+        )
+        .await
+        .unwrap();
+    assert!(store.remove_doc_root(root.id).await.unwrap());
+    assert!(store.doc_roots().await.unwrap().is_empty());
+    assert!(store
+        .words_ranked("kept", None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn task_outputs_are_memory_once_they_succeed() {
+    use baton_store::TaskQueue as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).await.unwrap();
+    let task = baton_store::NewTask {
+        step: "summary".into(),
+        kind: "chat".into(),
+        input: serde_json::json!({}),
+        resource: "none".into(),
+        memory_mb: 0,
+        priority: 0,
+        deadline_ms: None,
+        max_attempts: 1,
+        backoff_ms: 0,
+        timeout_ms: None,
+        after: vec![],
+    };
+    let (_, ids) = store
+        .create_run(&baton_store::NewRun {
+            name: "t".into(),
+            template: None,
+            params: serde_json::json!({}),
+            origin: "test".into(),
+            tasks: vec![task],
+        })
+        .await
+        .unwrap();
+    assert!(store
+        .words_ranked("quarterly", None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .claim_task(&ids[0], "w", 10_000)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .complete_task(
+            &ids[0],
+            "w",
+            &serde_json::json!({"text": "The quarterly figures rose by nine percent."}),
+        )
+        .await
+        .unwrap();
+    let hits = store
+        .words_ranked("quarterly", Some("task"), 10)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    let items = store
+        .memory_items(&[("task".into(), hits[0].ref_id)])
+        .await
+        .unwrap();
+    assert_eq!(items[0].title, "task summary (chat)");
+    assert_eq!(items[0].location.as_deref(), Some(ids[0].as_str()));
+    let pending = store.pending_embeddings("m", 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        pending[0].text,
+        "The quarterly figures rose by nine percent."
+    );
+    let items: Vec<_> = pending
+        .into_iter()
+        .map(|p| (p, unit(&[0.0, 1.0])))
+        .collect();
+    assert_eq!(store.save_embeddings("m", &items).await.unwrap(), 1);
+    assert_eq!(
+        store.embedding_counts("m").await.unwrap(),
+        baton_store::EmbeddingCounts {
+            embedded: 1,
+            total: 1
+        }
+    );
+}
