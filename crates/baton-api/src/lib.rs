@@ -1,5 +1,5 @@
 //! Baton's local OpenAI-compatible HTTP API: `POST /v1/chat/completions` (streamed over
-//! server-sent events or as one JSON body) and `GET /v1/models`, for other programs on the
+//! server-sent events or as one JSON body), `GET /v1/models` and `POST /v1/embeddings`, for other programs on the
 //! machine, and Baton's task queue under `/v1/tasks` (see the `tasks` module). It listens on 127.0.0.1 only and every request needs the bearer token.
 //!
 //! The request's sampling parameters (`max_tokens`, `temperature`, `top_p`, `stop`, `seed`,
@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+mod embeddings;
 pub mod request;
 mod tasks;
 
@@ -92,6 +93,7 @@ pub async fn serve(runtime: Runtime, port: u16, token: String) -> Result<Server,
     let app = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
+        .route("/v1/embeddings", post(embeddings::create))
         .route("/v1/tasks", post(tasks::create).get(tasks::list))
         .route("/v1/tasks/events", get(tasks::events))
         .route("/v1/tasks/{id}", get(tasks::get_one))

@@ -584,13 +584,15 @@ async fn the_official_openai_client_gets_what_it_asks_for() {
         );
         return;
     }
-    let (_t, server, token) = tiny_server().await;
+    let (t, server, token) = tiny_server().await;
+    let embeddings = with_embedding_model(&t).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_client.py");
     let run = tokio::process::Command::new(&python)
         .arg(script)
         .env("BATON_API_BASE", server.base_url())
         .env("BATON_API_TOKEN", &token)
         .env("BATON_API_MODEL", "tiny")
+        .env("BATON_API_EMBEDDINGS", if embeddings { "1" } else { "" })
         .kill_on_drop(true)
         .output();
     // Generous: some forty small requests on a busy machine.
@@ -654,5 +656,122 @@ async fn a_client_that_disconnects_cancels_its_generation() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert_eq!((tiny.runs, tiny.ok, tiny.errors), (1, 0, 0), "{tiny:?}");
+    server.stop().await;
+}
+
+/// Installs the embedding model from the test cache (`make test` fills it) into the test
+/// runtime's models folder, as `baton models fetch` does with a copy already there. False
+/// when the cache does not hold it.
+async fn with_embedding_model(t: &common::TestRuntime) -> bool {
+    let cache = std::path::PathBuf::from(std::env::var_os("HOME").unwrap())
+        .join(".cache/baton/test-models");
+    let files = [
+        "all-MiniLM-L6-v2.int8.onnx",
+        "all-MiniLM-L6-v2.tokenizer.json",
+    ];
+    if !files.iter().all(|f| cache.join(f).is_file()) {
+        eprintln!(
+            "SKIPPED embeddings: {} lacks the model; make test fetches it",
+            cache.display()
+        );
+        return false;
+    }
+    let models = &t.runtime.paths().models_dir;
+    std::fs::create_dir_all(models).unwrap();
+    for f in files {
+        std::fs::copy(cache.join(f), models.join(f)).unwrap();
+    }
+    t.runtime
+        .fetch_model("all-minilm-l6-v2", &|_| {}, CancellationToken::new())
+        .await
+        .unwrap();
+    true
+}
+
+async fn embed(
+    server: &baton_api::Server,
+    token: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/embeddings", server.base_url()))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_come_from_the_local_model_and_bad_input_gets_a_reason() {
+    let (t, server, token) = tiny_server().await;
+    // Before the model is installed: a 404 that says how to install it.
+    let (status, body) = embed(&server, &token, serde_json::json!({"input": "hi"})).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("baton models fetch all-minilm-l6-v2"));
+    if !with_embedding_model(&t).await {
+        return;
+    }
+    let (status, body) = embed(
+        &server,
+        &token,
+        serde_json::json!({"model": "all-minilm-l6-v2", "input": ["the dentist appointment", "seeing the tooth doctor", "quarterly tax return"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["object"], "list");
+    let vectors: Vec<Vec<f64>> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            assert_eq!(d["index"], i);
+            d["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    assert!((dot(&vectors[0], &vectors[0]) - 1.0).abs() < 1e-3);
+    assert!(dot(&vectors[0], &vectors[1]) > dot(&vectors[0], &vectors[2]) + 0.2);
+    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() >= 9);
+    // A text of a megabyte is cut at the model's 256 tokens, not refused.
+    let long = "word ".repeat(200_000);
+    let (status, body) = embed(&server, &token, serde_json::json!({"input": long})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["usage"]["prompt_tokens"], 256);
+    for (bad, says) in [
+        (serde_json::json!({"input": []}), "empty list"),
+        (serde_json::json!({"input": [1, 2, 3]}), "token ids"),
+        (serde_json::json!({"input": ""}), "empty text"),
+        (serde_json::json!({"model": "all-minilm-l6-v2"}), "missing"),
+        (
+            serde_json::json!({"input": "x", "encoding_format": "int8"}),
+            "float or base64",
+        ),
+        (serde_json::json!({"input": "x", "dimensions": 64}), "384"),
+    ] {
+        let (status, body) = embed(&server, &token, bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(says),
+            "{bad}: {body}"
+        );
+    }
+    let (status, _) = embed(
+        &server,
+        &token,
+        serde_json::json!({"model": "text-embedding-3-large", "input": "x"}),
+    )
+    .await;
+    assert_eq!(status, 404);
     server.stop().await;
 }

@@ -11,8 +11,10 @@ exits non-zero at the first failure.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import struct
 import sys
 
 import openai
@@ -129,5 +131,36 @@ except ValueError:
 check("response_format json_schema gives JSON matching the schema",
       isinstance(value, dict) and set(value) == {"ok"} and isinstance(value["ok"], bool),
       repr(text))
+
+# embeddings from the local model: unit vectors, in order, closer for closer meanings
+if os.environ.get("BATON_API_EMBEDDINGS"):
+    e = client.embeddings.create(
+        model="all-minilm-l6-v2",
+        input=["The cat sleeps on the sofa.", "A kitten naps on the couch.", "Stock prices fell sharply."])
+    vectors = [d.embedding for d in e.data]
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+    check("embeddings: three 384-dimension unit vectors in order",
+          [d.index for d in e.data] == [0, 1, 2] and all(len(v) == 384 for v in vectors)
+          and all(abs(dot(v, v) - 1) < 1e-3 for v in vectors),
+          f"{len(vectors)} vectors of {len(vectors[0])}")
+    check("embeddings: paraphrases are closer than unrelated texts",
+          dot(vectors[0], vectors[1]) > dot(vectors[0], vectors[2]) + 0.3,
+          f"{dot(vectors[0], vectors[1]):.2f} vs {dot(vectors[0], vectors[2]):.2f}")
+    check("embeddings: usage counts the tokens read", e.usage.prompt_tokens > 10,
+          f"{e.usage.prompt_tokens} tokens")
+    # Asked for explicitly, base64 comes back as text: little-endian float32.
+    b = client.embeddings.create(model="all-minilm-l6-v2", input="The cat sleeps on the sofa.",
+                                 encoding_format="base64")
+    raw = b.data[0].embedding
+    decoded = (list(struct.unpack(f"<{len(base64.b64decode(raw)) // 4}f", base64.b64decode(raw)))
+               if isinstance(raw, str) else raw)
+    check("embeddings: base64 decodes to the same vector",
+          len(decoded) == 384 and abs(dot(decoded, vectors[0]) - 1) < 1e-3,
+          f"{type(raw).__name__}, {len(decoded)} values")
+    try:
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+        check("an unknown embedding model is refused", False, "it was accepted")
+    except openai.NotFoundError as e:
+        check("an unknown embedding model is refused with NotFoundError", "all-minilm-l6-v2" in str(e), str(e))
 
 print("all openai client checks passed", flush=True)

@@ -92,11 +92,14 @@ pub enum Command {
         #[arg(long, env = "BATON_API_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
-    /// Search messages and captures by their words and their meaning
+    /// Search messages, captures, documents and task outputs by their words and meaning
     Search(crate::commands::memory::SearchArgs),
-    /// Memory: the vectors of stored texts (status, backfill)
+    /// Memory: on or off, for remote engines, per session; the vectors of stored texts
     #[command(subcommand)]
     Memory(crate::commands::memory::MemoryCommand),
+    /// Documents in memory: add, list, remove, reindex, watch
+    #[command(subcommand)]
+    Docs(crate::commands::memory::DocsCommand),
     /// The task queue: add, list, show, logs, watch, cancel, retry, approve, reject, pause, resume, move
     #[command(subcommand)]
     Tasks(crate::commands::tasks::TasksCommand),

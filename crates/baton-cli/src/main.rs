@@ -163,6 +163,19 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
                 "Try: curl -s {}/models -H 'Authorization: Bearer {token}'",
                 server.base_url()
             );
+            // The server keeps memory current: documents re-read when they change, new
+            // text embedded as it is stored.
+            let _indexer = runtime.spawn_memory_indexer();
+            let _watcher = match runtime
+                .watch_documents(std::time::Duration::from_millis(500))
+                .await
+            {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "documents are not watched");
+                    None
+                }
+            };
             // The server runs the task queue too (tasks added through /v1/tasks).
             let shutdown = baton_core::CancellationToken::new();
             let worker = {
@@ -207,6 +220,12 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
         Command::Memory(cmd) => {
             let runtime = Runtime::open(paths).await?;
             let result = commands::memory::memory(cmd, &runtime, json).await;
+            runtime.close().await;
+            result
+        }
+        Command::Docs(cmd) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::memory::docs(cmd, &runtime, json).await;
             runtime.close().await;
             result
         }

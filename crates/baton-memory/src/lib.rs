@@ -7,6 +7,8 @@
 //! dot product of two vectors is their cosine similarity.
 #![warn(missing_docs)]
 
+pub mod docs;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -125,6 +127,18 @@ impl Embedder {
     /// The length of every vector.
     pub fn dimensions(&self) -> usize {
         self.dimensions
+    }
+
+    /// Tokens the model reads of each text (cut at [`MAX_TOKENS`], with `[CLS]` and `[SEP]`).
+    pub fn token_counts(&self, texts: &[&str]) -> Result<Vec<usize>, MemoryError> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| MemoryError::Inference(format!("tokenising: {e}")))?;
+        Ok(encodings
+            .iter()
+            .map(|e| e.get_attention_mask().iter().filter(|&&m| m == 1).count())
+            .collect())
     }
 
     /// One unit-length vector per text, in order. Empty texts get the vector of an empty

@@ -41,7 +41,20 @@ pub struct TurnOutcome {
 /// being stored and sent to a model whose context it could never fit.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
+/// Whether a message carries memory snippets.
+fn is_memory(m: &ChatMessage) -> bool {
+    m.role == Role::System && m.content.starts_with(crate::memory::MEMORY_HEADER)
+}
+
 impl Runtime {
+    /// Whether `model` is answered by a remote engine.
+    pub fn is_remote(&self, model: &str) -> bool {
+        self.remotes
+            .read()
+            .expect("remote lock")
+            .contains_key(model)
+    }
+
     /// Sends a message in a session and streams the answer to `on_event` (single mode; the
     /// model is routed when `turn.model` is `None` or `auto`).
     pub async fn send(
@@ -113,17 +126,16 @@ impl Runtime {
         on_progress: ProgressSink<'_>,
         cancel: CancellationToken,
     ) -> Result<TurnOutcome, RuntimeError> {
-        let mut messages = Vec::new();
-        if !self.config.chat.system_prompt.trim().is_empty() {
-            messages.push(ChatMessage::system(self.config.chat.system_prompt.clone()));
-        }
-        messages.extend(
-            self.store
-                .messages(session)
-                .await?
-                .into_iter()
-                .map(|m| ChatMessage::new(m.role, m.content)),
-        );
+        let writer = options
+            .model
+            .clone()
+            .filter(|m| m != "auto")
+            .unwrap_or_else(|| self.default_model());
+        let params = self.answer_params(&options.sampling);
+        let prepared = self
+            .prepare_context(session, &writer, &params, &cancel)
+            .await?;
+        let messages = prepared.messages;
         let request_id = RequestId::new();
         let span = tracing::info_span!("turn", request = %request_id, session = %session, mode = %options.mode);
         let result = self
@@ -140,6 +152,13 @@ impl Runtime {
             .await;
         let _entered = span.enter();
         let (response, decision) = result?;
+        // Memory stayed on this machine when the answering engine is remote and may not
+        // see it (`call` removed it): then the answer had no sources.
+        let sources = if self.is_remote(&response.model) && !self.memory_settings().await?.remote {
+            Vec::new()
+        } else {
+            prepared.sources
+        };
         tracing::info!(
             model = %response.model,
             tokens = response.usage.completion_tokens,
@@ -162,9 +181,11 @@ impl Runtime {
                     tokens_per_second: response.tokens_per_second(),
                     cost_usd: response.cost_usd,
                     mode: Some(options.mode.to_string()),
+                    sources,
                 },
             )
             .await?;
+        self.memory_changed();
         if let Some(id) = decision {
             if let Err(e) = self
                 .store
@@ -195,6 +216,21 @@ impl Runtime {
         step: &str,
     ) -> Result<ChatResponse, EngineError> {
         let engine = self.engine_for(model)?;
+        let mut messages = messages;
+        if self.is_remote(model)
+            && messages.iter().any(is_memory)
+            && !self
+                .memory_settings()
+                .await
+                .map(|s| s.remote)
+                .unwrap_or(false)
+        {
+            tracing::info!(
+                model,
+                "memory is not sent to remote engines (memory.remote is off)"
+            );
+            messages.retain(|m| !is_memory(m));
+        }
         let breaker = self.breaker_key(model, engine.name());
         if let Err(secs) = self.breakers.acquire(&breaker) {
             return Err(EngineError::Unavailable {

@@ -128,6 +128,24 @@ url = ""
 # The prefix of Baton's keys on that server (several queues may share one).
 prefix = "baton"
 
+[memory]
+# Memory: past conversations, screen captures, task outputs and the documents you add
+# (`baton docs add`) are searched for what a new message means, and the best snippets are
+# given to the model as numbered sources. On or off for every session that does not set
+# its own (the app's Settings and `baton memory on|off` override this).
+enabled = true
+# Whether memory snippets may be sent to remote engines (they leave this machine). Off:
+# answers from remote engines get no memory.
+remote = false
+# Snippets given to the model at most (0 to 20), and the tokens they may take together.
+snippets = 4
+memory_tokens = 600
+# When a conversation outgrows the context window, its older turns are summarised by the
+# model (the summary is stored and shown as such); the summary may take this many tokens.
+# The rest of the window goes to the system prompt, memory, the answer (chat.max_tokens)
+# and the most recent turns.
+summary_tokens = 400
+
 [logging]
 # Level of the log file: error, warn, info, debug or trace.
 level = "info"
@@ -157,6 +175,8 @@ pub struct Config {
     pub tasks: TasksConfig,
     /// Where the task queue lives.
     pub queue: QueueConfig,
+    /// Retrieval from memory and the context window's budget.
+    pub memory: MemoryConfig,
     /// Log file settings.
     pub logging: LoggingConfig,
 }
@@ -185,6 +205,34 @@ impl Default for TasksConfig {
             attempts: 3,
             backoff_secs: 2.0,
             output_dir: String::new(),
+        }
+    }
+}
+
+/// Retrieval from memory into conversations and the context window's budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// Memory for sessions that do not set their own.
+    pub enabled: bool,
+    /// Whether memory snippets may go to remote engines.
+    pub remote: bool,
+    /// Snippets given to the model at most.
+    pub snippets: u32,
+    /// Tokens the snippets may take together.
+    pub memory_tokens: u32,
+    /// Tokens a summary of older turns may take.
+    pub summary_tokens: u32,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            remote: false,
+            snippets: 4,
+            memory_tokens: 600,
+            summary_tokens: 400,
         }
     }
 }
@@ -704,6 +752,19 @@ impl Config {
             return Err(invalid(
                 "queue.prefix",
                 format!("must be a word without spaces, not `{}`", q.prefix),
+            ));
+        }
+        let m = &self.memory;
+        if m.memory_tokens > 16_384 || m.summary_tokens > 16_384 {
+            return Err(invalid(
+                "memory.memory_tokens",
+                "memory_tokens and summary_tokens must be at most 16384".into(),
+            ));
+        }
+        if m.snippets > 20 {
+            return Err(invalid(
+                "memory.snippets",
+                format!("must be between 0 and 20, not {}", m.snippets),
             ));
         }
         if !(1..=365).contains(&self.logging.max_files) {

@@ -8,6 +8,8 @@
 mod batch;
 pub mod chat;
 pub mod config;
+mod context;
+pub mod documents;
 pub mod engines;
 pub mod eval;
 pub mod fetch;
@@ -22,10 +24,12 @@ pub mod worker;
 
 pub use chat::{ChatTurn, TurnOutcome, MAX_MESSAGE_BYTES};
 pub use config::{Config, ConfigError, DEFAULT_CONFIG_TOML};
+pub use documents::{DocWatcher, IndexReport};
 pub use engines::{AddEngine, EngineStatus};
 pub use eval::{EvalPlan, EvalProgress, EvalReport, EvalTarget};
 pub use fetch::{manifest, FetchProgress, FetchStage, ManifestModel};
 pub use fit::{Machine, ModelFit};
+pub use memory::{MemoryHit, MemorySettings, SearchFilter, SearchMode};
 pub use models::{AddModel, Verification};
 pub use orchestrate::{Answer, AnswerOptions, Mode, ProgressSink};
 pub use paths::Paths;
@@ -86,6 +90,8 @@ pub struct Runtime {
     builtins_installed: Arc<tokio::sync::OnceCell<()>>,
     /// The embedding model, loaded on first use.
     embedder: Arc<tokio::sync::OnceCell<Arc<baton_memory::Embedder>>>,
+    /// Wakes the memory indexer when new text is stored.
+    memory_wakeup: Arc<tokio::sync::Notify>,
 }
 
 /// The embedded queue (the store) for an empty `url`, else the Redis server there.
@@ -143,6 +149,7 @@ impl Runtime {
             task_wakeup: Arc::default(),
             builtins_installed: Arc::default(),
             embedder: Arc::default(),
+            memory_wakeup: Arc::default(),
         };
         runtime.load_model_specs().await?;
         runtime.load_engines().await?;
@@ -205,10 +212,12 @@ impl Runtime {
         if content.trim().is_empty() {
             return Err(StoreError::Invalid("a message cannot be empty".into()).into());
         }
-        Ok(self
+        let message = self
             .store
             .append_message(session, NewMessage::new(role, content))
-            .await?)
+            .await?;
+        self.memory_changed();
+        Ok(message)
     }
 
     /// Makes `engine` answer requests for `model`.

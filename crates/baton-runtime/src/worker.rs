@@ -312,6 +312,7 @@ impl Runtime {
             Outcome::Done(output) => {
                 if self.queue.complete_task(id, worker, &output).await? {
                     report.succeeded += 1;
+                    self.memory_changed();
                     tracing::info!(task = %id, "task succeeded");
                 }
             }

@@ -159,7 +159,9 @@ pub async fn run(args: BenchMemoryArgs, json: bool) -> anyhow::Result<()> {
             ("meaning", SearchMode::Meaning),
             ("hybrid", SearchMode::Hybrid),
         ] {
-            let found = runtime.search_memory(question, mode, None, 5).await?;
+            let found = runtime
+                .search_memory(question, mode, &baton_runtime::SearchFilter::default(), 5)
+                .await?;
             let rank = found
                 .iter()
                 .position(|h| h.kind == "message" && h.ref_id == *id);
@@ -178,7 +180,9 @@ pub async fn run(args: BenchMemoryArgs, json: bool) -> anyhow::Result<()> {
             ("exact_meaning", SearchMode::Meaning),
             ("exact_hybrid", SearchMode::Hybrid),
         ] {
-            let found = runtime.search_memory(query, mode, None, 5).await?;
+            let found = runtime
+                .search_memory(query, mode, &baton_runtime::SearchFilter::default(), 5)
+                .await?;
             let rank = found
                 .iter()
                 .position(|h| h.kind == "message" && h.ref_id == note_ids[index]);
@@ -252,7 +256,12 @@ pub async fn run(args: BenchMemoryArgs, json: bool) -> anyhow::Result<()> {
     for (_, question) in pairs.iter().chain(pairs.iter()) {
         let started = Instant::now();
         runtime
-            .search_memory(question, SearchMode::Hybrid, None, 10)
+            .search_memory(
+                question,
+                SearchMode::Hybrid,
+                &baton_runtime::SearchFilter::default(),
+                10,
+            )
             .await?;
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }

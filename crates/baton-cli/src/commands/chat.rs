@@ -81,6 +81,7 @@ pub async fn run(args: ChatArgs, runtime: &Runtime, json: bool) -> anyhow::Resul
             "session": session.id,
             "message_id": outcome.assistant.id,
             "answer": outcome.assistant.content,
+            "sources": outcome.assistant.sources,
             "model": outcome.response.model,
             "mode": args.mode.to_string(),
             "steps": steps,
@@ -174,9 +175,31 @@ async fn ask(
     let outcome = result?;
     if stream {
         println!();
+        for source in &outcome.assistant.sources {
+            eprintln!("\x1b[2m{}\x1b[0m", source_line(source));
+        }
         eprintln!("\x1b[2m{}\x1b[0m", stats_line(&outcome));
     }
     Ok((outcome, steps.into_inner().expect("steps lock")))
+}
+
+/// A memory snippet the answer was given: `[n] where — the start of it`.
+pub fn source_line(source: &baton_store::MessageSource) -> String {
+    let place = match source.kind.as_str() {
+        "message" => format!("conversation \"{}\"", source.title),
+        "chunk" => source
+            .location
+            .clone()
+            .unwrap_or_else(|| source.title.clone()),
+        _ => source.title.clone(),
+    };
+    let start: String = source.text.chars().take(80).collect();
+    let more = if source.text.chars().count() > 80 {
+        "…"
+    } else {
+        ""
+    };
+    format!("[{}] {place} — {start}{more}", source.n)
 }
 
 fn stats_line(outcome: &TurnOutcome) -> String {

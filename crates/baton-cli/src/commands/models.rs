@@ -384,7 +384,8 @@ pub async fn doctor(runtime: &Runtime, json: bool) -> anyhow::Result<()> {
 }
 
 /// What `--recommended` fetches: the chat models that fit this machine, plus the voice
-/// models (speech recognition, voice activity, the voice).
+/// models (speech recognition, voice activity, the voice) and the embedding model memory
+/// searches by meaning with.
 async fn recommended_names(runtime: &Runtime) -> anyhow::Result<Vec<String>> {
     let mut names: Vec<String> = runtime
         .chat_model_fits()
@@ -393,7 +394,15 @@ async fn recommended_names(runtime: &Runtime) -> anyhow::Result<Vec<String>> {
         .filter(|f| f.fits)
         .map(|f| f.name)
         .collect();
-    names.extend(["whisper-base", "silero-vad", "piper-joe-us"].map(String::from));
+    names.extend(
+        [
+            "whisper-base",
+            "silero-vad",
+            "piper-joe-us",
+            baton_runtime::memory::EMBEDDING_MODEL,
+        ]
+        .map(String::from),
+    );
     Ok(names)
 }
 

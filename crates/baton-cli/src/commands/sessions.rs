@@ -44,12 +44,21 @@ pub async fn run(cmd: SessionsCommand, runtime: &Runtime, json: bool) -> anyhow:
         SessionsCommand::Show { id } => {
             let session = store.find_session(&id).await?;
             let messages = store.messages(&session.id).await?;
+            let summary = store.session_summary(&session.id).await?;
             if json {
                 return print_json(
-                    &serde_json::json!({ "session": session, "messages": messages }),
+                    &serde_json::json!({ "session": session, "messages": messages, "summary": summary }),
                 );
             }
             print!("{}", to_markdown(&session, &messages));
+            if let Some(s) = summary {
+                println!(
+                    "\n> Older turns (to message {}) were summarised by {} to fit the context window:\n> {}",
+                    s.through_id,
+                    s.model,
+                    s.content.replace('\n', "\n> ")
+                );
+            }
             Ok(())
         }
         SessionsCommand::Rename { id, title } => {
@@ -189,6 +198,12 @@ pub fn to_markdown(session: &Session, messages: &[Message]) -> String {
             m.created_at.format("%Y-%m-%d %H:%M"),
             m.content.trim_end()
         ));
+        if !m.sources.is_empty() {
+            out.push_str("\nSources from memory:\n");
+            for source in &m.sources {
+                out.push_str(&format!("- {}\n", super::chat::source_line(source)));
+            }
+        }
     }
     out
 }

@@ -1,0 +1,246 @@
+//! Reading documents for memory: which files are worth reading, their text (plain text,
+//! Markdown, code, PDF), and overlapping chunks small enough for the embedding model.
+//!
+//! Every way a file can be unusable (gone, empty, binary, too large, not UTF-8, a PDF that
+//! cannot be read or holds no text) is a [`Skip`] with a reason for the person, never an
+//! error that stops a folder.
+
+use std::io::Read;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
+
+/// Files larger than this are skipped unread.
+pub const MAX_FILE_BYTES: u64 = 50 * 1024 * 1024;
+/// Characters per chunk: at least the first, at most the second. 900 characters of English
+/// are about 200 tokens, under the model's 256.
+pub const CHUNK_CHARS: (usize, usize) = (400, 900);
+/// Characters repeated between neighbouring chunks, so a sentence cut at a boundary is
+/// whole in one of them.
+pub const CHUNK_OVERLAP: usize = 150;
+
+/// What kind of file a document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Plain text (`.txt`, or any file whose bytes are UTF-8 text).
+    Text,
+    /// Markdown (`.md`, `.markdown`): split at its headings and paragraphs.
+    Markdown,
+    /// PDF: its text layer.
+    Pdf,
+    /// Source code and configuration, by extension.
+    Code,
+}
+
+impl Format {
+    /// Its name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Markdown => "markdown",
+            Self::Pdf => "pdf",
+            Self::Code => "code",
+        }
+    }
+
+    /// The format a file's extension says; `Text` for anything else (its bytes decide).
+    pub fn of(path: &Path) -> Self {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match ext.as_str() {
+            "md" | "markdown" | "mdx" => Self::Markdown,
+            "pdf" => Self::Pdf,
+            "rs" | "py" | "js" | "ts" | "tsx" | "jsx" | "svelte" | "vue" | "go" | "java" | "kt"
+            | "c" | "h" | "cc" | "cpp" | "hpp" | "cs" | "rb" | "php" | "swift" | "scala" | "sh"
+            | "bash" | "zsh" | "fish" | "ps1" | "sql" | "lua" | "pl" | "r" | "jl" | "hs" | "ml"
+            | "ex" | "exs" | "erl" | "clj" | "dart" | "zig" | "nim" | "toml" | "yaml" | "yml"
+            | "json" | "ini" | "cfg" | "conf" | "xml" | "html" | "css" | "scss" | "make"
+            | "cmake" | "gradle" | "dockerfile" => Self::Code,
+            _ => Self::Text,
+        }
+    }
+}
+
+/// Why a file was not indexed, in words for the person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Skip(pub String);
+
+/// A file's text, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extracted {
+    /// What kind of file it is.
+    pub format: Format,
+    /// Characters of text.
+    pub chars: usize,
+    /// SHA-256 of the text, hex (unchanged text keeps its chunks).
+    pub hash: String,
+    /// The chunks, in order, overlapping by about [`CHUNK_OVERLAP`] characters.
+    pub chunks: Vec<String>,
+}
+
+/// Reads a file's text and cuts it into chunks, or says why it cannot be used.
+pub fn read_document(path: &Path) -> Result<Extracted, Skip> {
+    let meta = std::fs::metadata(path).map_err(|e| Skip(io_reason(&e)))?;
+    if !meta.is_file() {
+        return Err(Skip("not a regular file".into()));
+    }
+    if meta.len() == 0 {
+        return Err(Skip("the file is empty".into()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Skip(format!(
+            "the file is {} MB; files over {} MB are not indexed (split it, or keep its text in a smaller file)",
+            meta.len() / 1_000_000,
+            MAX_FILE_BYTES / (1024 * 1024)
+        )));
+    }
+    let format = Format::of(path);
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| Skip(io_reason(&e)))?;
+    let text = match format {
+        Format::Pdf => pdf_text(&bytes)?,
+        _ => plain_text(&bytes)?,
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(Skip(match format {
+            Format::Pdf => "the PDF holds no text (a scan? OCR it first)".into(),
+            _ => "the file holds only white space".into(),
+        }));
+    }
+    Ok(Extracted {
+        format,
+        chars: text.chars().count(),
+        hash: hex(&Sha256::digest(text.as_bytes())),
+        chunks: chunk(text, format),
+    })
+}
+
+/// Cuts text into overlapping chunks of [`CHUNK_CHARS`] characters at the largest
+/// boundary that fits (heading, paragraph, line, sentence, word).
+pub fn chunk(text: &str, format: Format) -> Vec<String> {
+    let config = ChunkConfig::new(CHUNK_CHARS.0..CHUNK_CHARS.1)
+        .with_overlap(CHUNK_OVERLAP)
+        .expect("the overlap is smaller than the chunk");
+    let chunks: Vec<&str> = match format {
+        Format::Markdown => MarkdownSplitter::new(config).chunks(text).collect(),
+        _ => TextSplitter::new(config).chunks(text).collect(),
+    };
+    chunks
+        .into_iter()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// UTF-8 text, or why the bytes are not text.
+fn plain_text(bytes: &[u8]) -> Result<String, Skip> {
+    let head = &bytes[..bytes.len().min(8192)];
+    if head.contains(&0) {
+        return Err(Skip("a binary file (not text)".into()));
+    }
+    let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+        Skip(
+            "not UTF-8 text (a binary file, or text in another encoding: convert it to UTF-8)"
+                .into(),
+        )
+    })?;
+    Ok(text
+        .strip_prefix('\u{feff}')
+        .map(str::to_owned)
+        .unwrap_or(text))
+}
+
+/// The text layer of a PDF. The parser may panic on damaged files; that is caught and
+/// reported as unreadable.
+fn pdf_text(bytes: &[u8]) -> Result<String, Skip> {
+    if !bytes.starts_with(b"%PDF") {
+        return Err(Skip("not a PDF (it does not start with %PDF)".into()));
+    }
+    let result = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes));
+    match result {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(e)) => Err(Skip(format!("an unreadable PDF: {e}"))),
+        Err(_) => Err(Skip(
+            "an unreadable PDF (damaged or of a kind the reader does not know)".into(),
+        )),
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "the file is gone".into(),
+        std::io::ErrorKind::PermissionDenied => "no permission to read it".into(),
+        _ => format!("cannot be read: {e}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_overlap_and_stay_small() {
+        let text: String = (0..200)
+            .map(|i| format!("Sentence number {i} says something about topic {}. ", i % 7))
+            .collect();
+        let chunks = chunk(&text, Format::Text);
+        assert!(chunks.len() > 5, "{}", chunks.len());
+        for c in &chunks {
+            assert!(c.chars().count() <= CHUNK_CHARS.1, "{}", c.len());
+        }
+        // Neighbours share text.
+        let tail: String = chunks[0].chars().rev().take(40).collect::<String>();
+        let tail: String = tail.chars().rev().collect();
+        assert!(
+            chunks[1].contains(tail.trim()),
+            "{tail:?} not in {:?}",
+            chunks[1]
+        );
+    }
+
+    #[test]
+    fn markdown_splits_at_headings() {
+        let text = format!(
+            "# One\n\n{}\n\n# Two\n\n{}",
+            "alpha words here. ".repeat(30),
+            "beta words here. ".repeat(30)
+        );
+        let chunks = chunk(&text, Format::Markdown);
+        assert!(chunks.iter().any(|c| c.starts_with("# Two")), "{chunks:#?}");
+    }
+
+    #[test]
+    fn formats_by_extension() {
+        assert_eq!(Format::of(Path::new("a/b.MD")), Format::Markdown);
+        assert_eq!(Format::of(Path::new("x.rs")), Format::Code);
+        assert_eq!(Format::of(Path::new("x.pdf")), Format::Pdf);
+        assert_eq!(Format::of(Path::new("notes")), Format::Text);
+    }
+
+    #[test]
+    fn bad_bytes_say_why() {
+        assert!(plain_text(b"abc\0def").unwrap_err().0.contains("binary"));
+        assert!(plain_text(&[0xff, 0xfe, 0x41])
+            .unwrap_err()
+            .0
+            .contains("UTF-8"));
+        assert!(pdf_text(b"hello").unwrap_err().0.contains("not a PDF"));
+        assert!(pdf_text(b"%PDF-1.4\n garbage")
+            .unwrap_err()
+            .0
+            .contains("unreadable"));
+    }
+}
