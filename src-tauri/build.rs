@@ -23,7 +23,6 @@ fn main() {
         "rename_session",
         "delete_session",
         "session_messages",
-        "search_messages",
         "send_message",
         "regenerate",
         "stop_generation",
@@ -75,6 +74,18 @@ fn main() {
         "move_task",
         "set_queue_paused",
         "task_schedules",
+        "memory_status",
+        "set_memory_settings",
+        "backfill_memory",
+        "cancel_backfill",
+        "search_memory",
+        "doc_roots",
+        "root_documents",
+        "add_documents",
+        "reindex_documents",
+        "remove_documents",
+        "set_session_memory",
+        "session_summary",
     ];
     // Every app command gets an `allow-…` permission; the window's capability grants them
     // through the `allow-app-commands` set (permissions/app.toml) and nothing else.

@@ -269,6 +269,7 @@ pub async fn finish_capture(
             elements: serde_json::to_value(&analysis.elements).unwrap_or_default(),
         })
         .await?;
+    rt.memory_changed();
     tracing::info!(
         id = stored.id,
         words = analysis.ocr.words.len(),
@@ -282,7 +283,8 @@ pub async fn finish_capture(
     Ok(CaptureInfo::from_store(stored))
 }
 
-/// Stored captures, newest first; with a query, those whose text matches it.
+/// Stored captures, newest first; with a query, those about it (memory search over
+/// captures: their words and, with the embedding model, their meaning), best first.
 #[tauri::command]
 #[specta::specta]
 pub async fn list_captures(
@@ -290,11 +292,31 @@ pub async fn list_captures(
     query: Option<String>,
 ) -> Res<Vec<CaptureSummaryInfo>> {
     let rt = state.runtime()?;
-    let list = match query.as_deref().map(str::trim) {
-        Some(q) if !q.is_empty() => rt.store().search_captures(q, 100).await?,
-        _ => rt.store().list_captures(200).await?,
+    let Some(q) = query.as_deref().map(str::trim).filter(|q| !q.is_empty()) else {
+        let list = rt.store().list_captures(200).await?;
+        return Ok(list.into_iter().map(Into::into).collect());
     };
-    Ok(list.into_iter().map(Into::into).collect())
+    let filter = baton_runtime::SearchFilter {
+        kind: Some("capture".into()),
+        ..Default::default()
+    };
+    let hits = rt
+        .search_memory(q, baton_runtime::SearchMode::Hybrid, &filter, 100)
+        .await?;
+    let mut list = Vec::with_capacity(hits.len());
+    for hit in hits {
+        // A capture deleted since it was found is left out.
+        if let Ok(c) = rt.store().capture(hit.ref_id).await {
+            list.push(CaptureSummaryInfo {
+                id: c.id as f64,
+                width: c.width,
+                height: c.height,
+                excerpt: hit.text,
+                created_at: c.created_at.to_rfc3339(),
+            });
+        }
+    }
+    Ok(list)
 }
 
 /// One capture with its image, words and elements.

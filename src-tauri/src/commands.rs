@@ -4,8 +4,8 @@
 
 use crate::dto::{
     AnswerMode, AppError, AppStatus, DataPaths, EngineInfo, FetchProgressInfo, FetchableModel,
-    MessageInfo, ModelCheck, ModelInfo, Preferences, PreferencesState, SearchResult, SessionInfo,
-    StatsInfo, StreamEvent, TurnResult,
+    MessageInfo, ModelCheck, ModelInfo, Preferences, PreferencesState, SessionInfo, StatsInfo,
+    StreamEvent, TurnResult,
 };
 use crate::state::AppState;
 use baton_core::{ChatEvent, OrchestrationEvent, SessionId};
@@ -20,8 +20,6 @@ type Res<T> = Result<T, AppError>;
 
 /// How many sessions the sidebar lists.
 const SESSION_LIMIT: u32 = 500;
-/// How many search hits are shown.
-const SEARCH_LIMIT: u32 = 50;
 
 /// Whether the runtime opened, where files live and what the app offers.
 #[tauri::command]
@@ -93,15 +91,6 @@ pub async fn session_messages(state: State<'_, AppState>, id: String) -> Res<Vec
     let rt = state.runtime()?;
     let list = rt.store().messages(&SessionId(id)).await?;
     Ok(list.into_iter().map(Into::into).collect())
-}
-
-/// Full-text search over all messages.
-#[tauri::command]
-#[specta::specta]
-pub async fn search_messages(state: State<'_, AppState>, query: String) -> Res<Vec<SearchResult>> {
-    let rt = state.runtime()?;
-    let hits = rt.store().search_messages(&query, SEARCH_LIMIT).await?;
-    Ok(hits.into_iter().map(Into::into).collect())
 }
 
 /// Forwards engine events to the window, coalescing tokens: a small model generates

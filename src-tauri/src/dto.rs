@@ -4,7 +4,7 @@
 
 use baton_core::{ChatEvent, FinishReason, OrchestrationEvent};
 use baton_runtime::{RuntimeError, TurnOutcome, Verification};
-use baton_store::{Message, ModelRecord, SearchHit, SessionSummary, StoreError};
+use baton_store::{Message, MessageSource, ModelRecord, SessionSummary, StoreError};
 use serde::{Deserialize, Serialize};
 use specta::Type;
 
@@ -24,6 +24,8 @@ pub struct SessionInfo {
     pub updated_at: String,
     /// Number of messages.
     pub message_count: i32,
+    /// Memory in this session: on, off, or `None` to follow Settings → Memory.
+    pub memory: Option<bool>,
 }
 
 impl From<SessionSummary> for SessionInfo {
@@ -35,6 +37,7 @@ impl From<SessionSummary> for SessionInfo {
             created_at: s.session.created_at.to_rfc3339(),
             updated_at: s.session.updated_at.to_rfc3339(),
             message_count: i32::try_from(s.message_count).unwrap_or(i32::MAX),
+            memory: s.session.memory,
         }
     }
 }
@@ -101,8 +104,44 @@ pub struct MessageInfo {
     pub mode: Option<String>,
     /// The person's rating: 1 (thumbs up), -1 (down) or none.
     pub rating: Option<i32>,
+    /// What memory gave the model for this answer, numbered as the answer cites them.
+    pub sources: Vec<SourceInfo>,
     /// RFC 3339 creation time.
     pub created_at: String,
+}
+
+/// A snippet from memory that an answer was given, shown under it as `[n]`.
+#[derive(Debug, Clone, Serialize, Deserialize, Type)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceInfo {
+    /// Its number in the answer (1, 2, …).
+    pub n: u32,
+    /// `message`, `capture`, `chunk` (of a document) or `task`.
+    pub kind: String,
+    /// The row it came from (the message's or the capture's id).
+    pub ref_id: f64,
+    /// The session's title, the capture's source, the document's file name or the task.
+    pub title: String,
+    /// The snippet the model was given.
+    pub text: String,
+    /// The session to open (messages).
+    pub session_id: Option<String>,
+    /// The document's path, the task's id or the capture's id.
+    pub location: Option<String>,
+}
+
+impl From<MessageSource> for SourceInfo {
+    fn from(s: MessageSource) -> Self {
+        Self {
+            n: s.n,
+            kind: s.kind,
+            ref_id: s.ref_id as f64,
+            title: s.title,
+            text: s.text,
+            session_id: s.session_id,
+            location: s.location,
+        }
+    }
 }
 
 impl From<Message> for MessageInfo {
@@ -121,38 +160,8 @@ impl From<Message> for MessageInfo {
             cost_usd: m.cost_usd,
             mode: m.mode,
             rating: m.rating.map(|r| r as i32),
+            sources: m.sources.into_iter().map(Into::into).collect(),
             created_at: m.created_at.to_rfc3339(),
-        }
-    }
-}
-
-/// A full-text search match.
-#[derive(Debug, Clone, Serialize, Deserialize, Type)]
-#[serde(rename_all = "camelCase")]
-pub struct SearchResult {
-    /// The matching message.
-    pub message_id: f64,
-    /// Its session.
-    pub session_id: String,
-    /// The session's title.
-    pub session_title: String,
-    /// Who wrote the message.
-    pub role: MessageRole,
-    /// Text around the match; matched terms are wrapped in `[` and `]`.
-    pub snippet: String,
-    /// RFC 3339 time of the message.
-    pub created_at: String,
-}
-
-impl From<SearchHit> for SearchResult {
-    fn from(h: SearchHit) -> Self {
-        Self {
-            message_id: h.message_id as f64,
-            session_id: h.session_id.0,
-            session_title: h.session_title,
-            role: h.role.into(),
-            snippet: h.snippet,
-            created_at: h.created_at.to_rfc3339(),
         }
     }
 }

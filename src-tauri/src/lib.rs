@@ -7,7 +7,8 @@
 //! remembered window geometry; [`voice`] listens for the composer and reads aloud.
 //! [`engines`] manages remote engines (Settings → Engines), [`choice`] the chat model choice
 //! (the first-start dialog and Settings → Models), [`eval`] evaluation runs and scores
-//! (Statistics). No business logic lives here.
+//! (Statistics), [`memory`] memory (Settings → Memory, search over everything stored, a
+//! session's memory switch and summary). No business logic lives here.
 #![warn(missing_docs)]
 
 pub mod capture;
@@ -16,6 +17,7 @@ pub mod commands;
 pub mod dto;
 pub mod engines;
 pub mod eval;
+pub mod memory;
 pub mod shell;
 pub mod state;
 pub mod tasks;
@@ -56,7 +58,6 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::rename_session,
             commands::delete_session,
             commands::session_messages,
-            commands::search_messages,
             commands::send_message,
             commands::regenerate,
             commands::stop_generation,
@@ -108,6 +109,18 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             tasks::move_task,
             tasks::set_queue_paused,
             tasks::task_schedules,
+            memory::memory_status,
+            memory::set_memory_settings,
+            memory::backfill_memory,
+            memory::cancel_backfill,
+            memory::search_memory,
+            memory::doc_roots,
+            memory::root_documents,
+            memory::add_documents,
+            memory::reindex_documents,
+            memory::remove_documents,
+            memory::set_session_memory,
+            memory::session_summary,
         ])
         .events(tauri_specta::collect_events![
             dto::AppAction,
@@ -179,7 +192,11 @@ pub fn run(args: Args) {
             builder.mount_events(app);
             let handle = app.handle().clone();
             if let Some(rt) = watched.clone() {
-                tasks::watch(handle.clone(), rt, worker_stop_watch.clone());
+                tasks::watch(handle.clone(), rt.clone(), worker_stop_watch.clone());
+                // Here, not before the builder: a second instance (which only forwards its
+                // action) never gets this far. New text is embedded as it is stored; added
+                // folders are watched and re-read.
+                app.state::<AppState>().set_memory(memory::start(&rt));
             }
             // A tray needs a session bus on Linux; without one, closing the window quits.
             let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
@@ -214,6 +231,7 @@ pub fn run(args: Args) {
             worker_stop.cancel();
             let state = app.state::<AppState>();
             state.cancel_all();
+            state.stop_memory();
             state.voice().stop_listening();
             state.voice().stop_reading();
             if let Ok(rt) = state.runtime() {

@@ -1,6 +1,7 @@
 //! What the shell keeps between calls: the runtime (or why it failed to open), running
 //! generations' cancellation tokens, quick actions waiting for the window, shortcut errors,
-//! voice input and reading aloud.
+//! voice input and reading aloud, and what keeps memory current (the indexer, the
+//! document watcher).
 
 use crate::dto::{AppAction, AppError, Preferences};
 use baton_core::CancellationToken;
@@ -29,6 +30,7 @@ pub struct AppState {
     interactive: AtomicBool,
     pending_shot: Mutex<Option<crate::capture::PendingShot>>,
     voice: crate::voice::VoiceState,
+    memory: Mutex<Option<crate::memory::MemoryTasks>>,
 }
 
 impl AppState {
@@ -45,7 +47,25 @@ impl AppState {
             interactive: AtomicBool::new(false),
             pending_shot: Mutex::default(),
             voice: crate::voice::VoiceState::default(),
+            memory: Mutex::default(),
         }
+    }
+
+    /// Keeps the memory indexer and the document watcher running (until [`Self::stop_memory`]).
+    pub fn set_memory(&self, tasks: crate::memory::MemoryTasks) {
+        *self.memory.lock().expect("memory lock") = Some(tasks);
+    }
+
+    /// A folder was added to memory: the watcher starts watching it.
+    pub fn memory_roots_changed(&self) {
+        if let Some(tasks) = &*self.memory.lock().expect("memory lock") {
+            tasks.roots_changed();
+        }
+    }
+
+    /// Stops the memory indexer and the document watcher (on quit).
+    pub fn stop_memory(&self) {
+        self.memory.lock().expect("memory lock").take();
     }
 
     /// Logs, once, how long the window took to become interactive.
@@ -114,6 +134,14 @@ impl AppState {
             }
             None => false,
         }
+    }
+
+    /// Whether a job registered under `key` runs.
+    pub fn running(&self, key: &str) -> bool {
+        self.generations
+            .lock()
+            .expect("generations lock")
+            .contains_key(key)
     }
 
     /// Cancels every running generation (on quit).

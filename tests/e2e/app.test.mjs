@@ -106,6 +106,21 @@ async function fakeOpenAi() {
   return { server, requests, url: `http://127.0.0.1:${server.address().port}/v1` };
 }
 
+/** Stores a summary of a session's first `count` messages in the app's database, as the
+ * runtime does; returns the last message it covers. */
+function storeSummary(session, count, content) {
+  const python = process.env.BATON_VENV ? join(process.env.BATON_VENV, "bin", "python3") : "python3";
+  const script =
+    "import sqlite3, sys, time\n" +
+    "db = sqlite3.connect(sys.argv[1], timeout=30)\n" +
+    "ids = [r[0] for r in db.execute('select id from messages where session_id = ? order by id', (sys.argv[2],))]\n" +
+    "through = ids[int(sys.argv[3]) - 1]\n" +
+    "db.execute('insert into session_summaries (session_id, through_id, content, model, created_at) values (?, ?, ?, ?, ?)', (sys.argv[2], through, sys.argv[4], 'tiny', int(time.time() * 1000)))\n" +
+    "db.commit()\n" +
+    "print(through)";
+  return Number(execFileSync(python, ["-c", script, join(WORK, "data", "baton.sqlite3"), session, String(count), content], { encoding: "utf8" }).trim());
+}
+
 /** The window geometry the app saved in its database (`null` before the first save). */
 function savedGeometry() {
   const python = process.env.BATON_VENV ? join(process.env.BATON_VENV, "bin", "python3") : "python3";
@@ -800,5 +815,224 @@ test("desktop app end to end", { timeout: 900_000 }, async (t) => {
     await wd.settled();
     shot("41-tasks-dark");
     await theme(wd, "light");
+  });
+
+  await t.test("memory: Settings → Memory, documents added and searched by Ctrl+K, an answer's sources, a summary", async () => {
+    const cli = (args, env = {}) =>
+      execFileSync(process.env.BATON_CLI, args, { encoding: "utf8", timeout: 120_000, env: { ...process.env, ...env } });
+    await wd.quit();
+    // A small context window, so that a long conversation is summarised; few memory tokens.
+    writeFileSync(
+      join(WORK, "config.toml"),
+      `[chat]\ndefault_model = "tiny"\nmax_tokens = 120\nsystem_prompt = ""\n\n[llm]\ncontext_length = 1024\n\n[memory]\nmemory_tokens = 200\nsummary_tokens = 80\n\n[voice]\nlanguage = "en"\n`,
+    );
+    // A folder of notes: two text files and a binary one (skipped, with the reason).
+    const notes = join(WORK, "notes");
+    mkdirSync(notes, { recursive: true });
+    writeFileSync(
+      join(notes, "marmalade.md"),
+      "# Seville marmalade\n\nBoil 1 kg of Seville oranges whole for two hours, until a fork slides in. Halve them, " +
+        "scoop out the pips and simmer those in muslin with the juice. Slice the peel thin, add 2 kg of sugar and boil " +
+        "hard until a drop wrinkles on a cold saucer.\n\n## Jars\n\nWarm the jars in the oven at 140 °C before filling.\n",
+    );
+    writeFileSync(
+      join(notes, "harbour-festival.txt"),
+      "Harbour festival: the boats leave the quay at noon on Saturday. The lighthouse opens for visitors from 2 pm; " +
+        "tickets are sold at the harbour office.\n",
+    );
+    writeFileSync(join(notes, "boat.png"), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 1, 0, 1]));
+    // A conversation longer than the context window, in words the tiny model's tokenizer
+    // knows whole (its real token count stays under the runtime's estimate of 3 characters
+    // a token, which the summary's prompt is cut by).
+    const plan = cli(["sessions", "new", "Harbour day plans"]).match(/[0-9a-f]{8}-[0-9a-f-]{27}/)[0];
+    const question = (i) =>
+      `Day ${i}: the people who make the oil will come down to the water, and we will see how long it has been. ` +
+      "Then we can call the number and find out what time they go up to see the capital of france. What do you think we should do first?";
+    const answer = (i) =>
+      `On day ${i} we go down to the water first. It will take a long time, so we can call the people who make the oil ` +
+      "and find out if there is time to go up and see the capital. That is the way we did it the first time, and it was a good day.";
+    for (let i = 1; i <= 6; i++) {
+      cli(["sessions", "append", plan, question(i)]);
+      cli(["sessions", "append", plan, "--role", "assistant", answer(i)]);
+    }
+    // Its older turns summarised, as the runtime stores a summary when a conversation
+    // outgrows the context window. Written here: the tiny test model's tokenizer takes
+    // about a character a token, so its summary prompt never fits its window (the runtime
+    // then drops the oldest turns instead).
+    const throughId = storeSummary(
+      plan,
+      8,
+      "The harbour day is being planned. **Decided:** on each day the people who make the oil come down to the water first; " +
+        "then call the number to find out the time. **Open:** whether there is time to go up and see the capital.",
+    );
+    wd = await launch();
+    await wd.waitForElement('[data-testid="new-chat"]', 30_000);
+
+    // Settings → Memory without the embedding model: searched by words, with the command
+    // that installs it.
+    await theme(wd, "light", "memory");
+    const missing = await wd.waitForElement('[data-testid="embedding-missing"]');
+    assert.match(await wd.text(missing), /baton models fetch all-minilm-l6-v2/);
+    await wd.waitForElement('[data-testid="docs-empty"]');
+    await wd.settled();
+    shot("42-memory-settings");
+
+    // A path that does not exist: the runtime's message, under the form.
+    await setValue(wd, '[data-testid="docs-path"]', join(WORK, "no-such-folder"));
+    await clickWhenEnabled(wd, '[data-testid="add-docs"]');
+    const error = await wd.text(await wd.waitForElement('[data-testid="docs-error"]', 30_000));
+    console.log(`# memory, a missing folder: ${error}`);
+    assert.match(error, /no-such-folder cannot be added: .*give a folder or file that exists/);
+    await wd.exec("document.querySelector('[data-testid=\"docs-error\"]').scrollIntoView({block: 'end'}); return true;");
+    await wd.settled();
+    shot("43-memory-add-error");
+
+    // The embedding model registered from the test cache while the app runs: the pane
+    // notices, and the back-fill embeds what is already stored.
+    cli(["models", "fetch", "all-minilm-l6-v2"], { BATON_MODELS_DIR: process.env.E2E_TEST_MODELS });
+    const state = await wd.waitForElement('[data-testid="embedding-state"]', 20_000);
+    assert.match(await wd.text(state), /\d+ of \d+ texts searchable by meaning/);
+    await clickWhenEnabled(wd, '[data-testid="backfill"]');
+    await wd.waitFor(
+      "the back-fill to finish",
+      async () => /^All \d+ texts searchable by meaning/.test(await wd.text(await wd.find('[data-testid="embedding-state"]'))) && (await wd.count('[data-testid="cancel-backfill"]')) === 0,
+      120_000,
+    );
+    console.log(`# memory back-fill: ${(await wd.text(await wd.find('[data-testid="embedding-state"]'))).split("\n")[0]}`);
+    await wd.settled();
+    shot("44-memory-backfilled");
+
+    // The folder of notes: listed with its figures; its files, the binary one skipped.
+    await setValue(wd, '[data-testid="docs-path"]', notes);
+    await clickWhenEnabled(wd, '[data-testid="add-docs"]');
+    const root = await wd.waitForElement('[data-testid="doc-root"]', 30_000);
+    await wd.waitFor("the notes' files", async () => (await wd.count('[data-testid="doc-file"]')) === 3);
+    const facts = await wd.text(await wd.find('[data-testid="doc-root-facts"]'));
+    assert.match(facts, /^2 files · \d+ chunks? · .* · 1 skipped$/, facts);
+    assert.match(await wd.text(await wd.find('[data-testid="doc-skip-reason"]')), /skipped: a binary file/);
+    assert.match(await wd.text(root), /Read: 2 new, 1 skipped/);
+    await wd.exec("document.querySelector('[data-testid=\"doc-root\"]').scrollIntoView({block: 'end'}); return true;");
+    await wd.settled();
+    shot("45-memory-documents-light");
+    await theme(wd, "dark", "memory");
+    await wd.click(await wd.waitForElement('[data-testid="doc-root-toggle"]'));
+    await wd.waitFor("the notes' files", async () => (await wd.count('[data-testid="doc-file"]')) === 3);
+    await wd.exec("document.querySelector('[data-testid=\"doc-root\"]').scrollIntoView({block: 'end'}); return true;");
+    await wd.settled();
+    shot("46-memory-documents-dark");
+    await theme(wd, "light");
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+
+    // Ctrl+K searches everything: the document's passage, with why it matched.
+    const composer = await wd.waitForElement('[data-testid="composer"]');
+    await wd.type(composer, Keys.CONTROL + "k");
+    await wd.waitFor("the search box focused", async () => (await wd.exec("return document.activeElement?.dataset.testid")) === "search");
+    await wd.type(await wd.find('[data-testid="search"]'), "Seville marmalade");
+    const hit = await wd.waitForElement('[data-testid="search-result"][data-kind="chunk"]', 30_000);
+    const hitText = await wd.text(hit);
+    console.log(`# memory search hit: ${hitText.replace(/\n/g, " | ")}`);
+    assert.match(hitText, /marmalade\.md/);
+    const why = await wd.text(await wd.find('[data-testid="search-result"][data-kind="chunk"] [data-testid="search-why"]'));
+    assert.match(why, /Document/);
+    assert.match(why, /words ranked #\d/);
+    assert.match(why, /meaning \d+% similar/);
+    assert.equal(await wd.exec("return document.querySelector('[data-testid=\"search-result\"][data-kind=\"chunk\"] mark')?.textContent.toLowerCase()"), "seville");
+    await wd.settled();
+    shot("47-memory-search-light");
+    await theme(wd, "dark");
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+    await wd.settled();
+    shot("48-memory-search-dark");
+    await theme(wd, "light");
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+    // Other words, the same meaning: found by meaning alone.
+    await setValue(wd, '[data-testid="search"]', "citrus preserves");
+    const meaningOnly = await wd.waitFor(
+      "the notes found by meaning alone",
+      async () => {
+        const hit = await wd.text(await wd.find('[data-testid="search-result"][data-kind="chunk"]'));
+        return /marmalade\.md/.test(hit) && /meaning \d+% similar/.test(hit) && !/words/.test(hit) && hit;
+      },
+      30_000,
+    );
+    console.log(`# memory search by meaning: ${meaningOnly.replace(/\n/g, " | ")}`);
+    // Only documents; then the passage opens over the window.
+    await wd.click(await wd.find('[data-testid="search-kind-chunk"]'));
+    await wd.waitFor("only documents", async () => {
+      const kinds = await wd.exec("return [...document.querySelectorAll('[data-testid=\"search-result\"]')].map((e) => e.dataset.kind)");
+      return kinds.length > 0 && kinds.every((k) => k === "chunk");
+    });
+    await wd.click(await wd.find('[data-testid="search-result"][data-kind="chunk"]'));
+    const peek = await wd.waitForElement('[data-testid="document-peek"]');
+    assert.equal(await wd.text(await wd.find('[data-testid="peek-path"]')), join(notes, "marmalade.md"));
+    assert.match(await wd.text(peek), /Warm the jars/, "the whole passage is shown");
+    await wd.settled();
+    shot("49-memory-document");
+    await wd.type(await wd.find('[data-testid="copy-path"]'), "\uE00C"); // Esc closes it
+    await wd.waitFor("the passage to close", async () => (await wd.count('[data-testid="document-peek"]')) === 0);
+    await wd.click(await wd.find('[data-testid="search-kind-all"]'));
+    await setValue(wd, '[data-testid="search"]', "");
+    await wd.waitForElement('[data-testid="session-item"]');
+
+    // An answer in a new chat draws on memory: its sources are listed under it.
+    await wd.click(await wd.find('[data-testid="new-chat"]'));
+    await wd.exec(
+      "const s = document.querySelector('[data-testid=mode-picker]'); s.value = 'single'; s.dispatchEvent(new Event('change', {bubbles: true})); return true;",
+    );
+    await wd.type(await wd.find('[data-testid="composer"]'), "What do my notes say about Seville marmalade?");
+    await wd.type(await wd.find('[data-testid="composer"]'), Keys.ENTER);
+    await wd.waitForElement('[data-testid="message-assistant"] [data-testid="badge"]', 60_000);
+    const chips = await wd.exec("return [...document.querySelectorAll('[data-testid=\"source-chip\"]')].map((e) => e.innerText.replace(/\\s+/g, ' ').trim())");
+    console.log(`# sources of the answer: ${chips.join(" | ")}`);
+    assert.ok(chips.some((c) => /marmalade\.md/.test(c)), `the answer's sources name the notes: ${chips}`);
+    const chip = (await wd.findAll('[data-testid="source-chip"]'))[chips.findIndex((c) => /marmalade\.md/.test(c))];
+    await wd.click(chip);
+    const detail = await wd.text(await wd.waitForElement('[data-testid="source-detail"]'));
+    assert.match(detail, /Seville/);
+    assert.match(detail, /Show the document/);
+    await wd.settled();
+    shot("50-chat-sources-light");
+    await theme(wd, "dark");
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+    await wd.settled();
+    shot("51-chat-sources-dark");
+    await theme(wd, "light");
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+
+    // The long conversation: the summary stands after the last turn it covers; memory is
+    // turned off for this chat in its header.
+    for (const el of await wd.findAll('[data-testid="session-item"]')) {
+      if ((await wd.text(el)).includes("Harbour day plans")) await wd.click(el);
+    }
+    const summary = await wd.waitForElement('[data-testid="turn-summary"]', 20_000);
+    assert.match(await wd.text(summary), /Earlier turns summarised/);
+    assert.match(await wd.text(summary), /The 8 messages above no longer fit/);
+    const order = await wd.exec(
+      "return [...document.querySelectorAll('[data-message-id], [data-testid=\"turn-summary\"]')].map((e) => e.dataset.messageId ?? 'summary')",
+    );
+    assert.equal(order.indexOf("summary"), 8, `the summary follows message ${throughId}: ${order}`);
+    assert.equal(order[7], String(throughId));
+    await wd.exec(
+      "const s = document.querySelector('[data-testid=memory-picker]'); s.value = 'off'; s.dispatchEvent(new Event('change', {bubbles: true})); return true;",
+    );
+    for (const el of await wd.findAll('[data-testid="session-item"]')) {
+      if ((await wd.text(el)).includes("Seville")) await wd.click(el);
+    }
+    await wd.waitFor("the other chat", async () => (await wd.count('[data-testid="turn-summary"]')) === 0);
+    for (const el of await wd.findAll('[data-testid="session-item"]')) {
+      if ((await wd.text(el)).includes("Harbour day plans")) await wd.click(el);
+    }
+    await wd.waitFor("memory off, kept for the chat", async () => (await wd.exec("return document.querySelector('[data-testid=memory-picker]').value")) === "off");
+    await wd.click(await wd.waitForElement('[data-testid="turn-summary"] summary'));
+    await wd.exec("document.querySelector('[data-testid=\"turn-summary\"]').scrollIntoView({block: 'center'}); return true;");
+    await wd.settled();
+    shot("52-chat-summary-light");
+    await theme(wd, "dark");
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
+    await wd.exec("document.querySelector('[data-testid=\"turn-summary\"]').scrollIntoView({block: 'center'}); return true;");
+    await wd.settled();
+    shot("53-chat-summary-dark");
+    await theme(wd, "light");
+    await wd.click(await wd.find('[data-testid="close-settings"]'));
   });
 });

@@ -99,6 +99,8 @@ MD
 # The real voice models, already in the cache the Rust voice tests use (checked there).
 VOICE_MODELS="${XDG_CACHE_HOME:-$HOME/.cache}/baton/test-models"
 BATON_MODELS_DIR="$VOICE_MODELS" "$BATON_CLI" models fetch whisper-base silero-vad piper-joe-us >/dev/null
+# The memory step registers the embedding model from the same cache while the app runs.
+export E2E_TEST_MODELS="$VOICE_MODELS"
 
 # A private PulseAudio, as in crates/baton-cli/tests/voice.rs, for the app to inherit: a
 # null sink `vspk` is the speaker, a pipe source `vmic` the microphone (s16le, 16 kHz,

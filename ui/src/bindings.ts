@@ -69,17 +69,6 @@ async sessionMessages(id: string) : Promise<Result<MessageInfo[], AppError>> {
 }
 },
 /**
- * Full-text search over all messages.
- */
-async searchMessages(query: string) : Promise<Result<SearchResult[], AppError>> {
-    try {
-    return { status: "ok", data: await TAURI_INVOKE("search_messages", { query }) };
-} catch (e) {
-    if(e instanceof Error) throw e;
-    else return { status: "error", error: e  as any };
-}
-},
-/**
  * Sends a message and streams the answer and the orchestration's steps through
  * `on_event`. `model` `None` is "auto" (the router chooses and says why).
  */
@@ -407,7 +396,8 @@ async finishCapture(x: number, y: number, width: number, height: number) : Promi
 }
 },
 /**
- * Stored captures, newest first; with a query, those whose text matches it.
+ * Stored captures, newest first; with a query, those about it (memory search over
+ * captures: their words and, with the embedding model, their meaning), best first.
  */
 async listCaptures(query: string | null) : Promise<Result<CaptureSummaryInfo[], AppError>> {
     try {
@@ -607,6 +597,138 @@ async taskSchedules() : Promise<Result<ScheduleInfo[], AppError>> {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };
 }
+},
+/**
+ * Memory's switches and how far embedding has got.
+ */
+async memoryStatus() : Promise<Result<MemoryStatus, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("memory_status") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Turns memory on or off for sessions that do not set their own, and allows or forbids
+ * sending snippets to remote engines.
+ */
+async setMemorySettings(enabled: boolean, remote: boolean) : Promise<Result<MemoryStatus, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("set_memory_settings", { enabled, remote }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Gives every stored text without a vector one, reporting (embedded, total) through
+ * `on_progress`. Cancellable; what was embedded stays.
+ */
+async backfillMemory(onProgress: TAURI_CHANNEL<MemoryProgress>) : Promise<Result<BackfillReport, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("backfill_memory", { onProgress }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Cancels a running back-fill; false when none runs.
+ */
+async cancelBackfill() : Promise<boolean> {
+    return await TAURI_INVOKE("cancel_backfill");
+},
+/**
+ * Searches everything stored (conversations, captures, documents, task outputs) by words
+ * and meaning; `kind` narrows it to one of `message`, `capture`, `chunk`, `task`.
+ */
+async searchMemory(query: string, kind: string | null) : Promise<Result<MemoryHitInfo[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("search_memory", { query, kind }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * The folders and files added to memory, oldest first.
+ */
+async docRoots() : Promise<Result<DocRootInfo[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("doc_roots") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * The files found under a folder added to memory, indexed and skipped, by path.
+ */
+async rootDocuments(rootId: number) : Promise<Result<DocumentInfo[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("root_documents", { rootId }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Adds a folder or file to memory and reads it, reporting (files read, files found)
+ * through `on_progress`; then it is watched for changes.
+ */
+async addDocuments(path: string, onProgress: TAURI_CHANNEL<MemoryProgress>) : Promise<Result<IndexResult, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("add_documents", { path, onProgress }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Reads a folder added to memory again (what changed, what is new, what is gone).
+ */
+async reindexDocuments(rootId: number, onProgress: TAURI_CHANNEL<MemoryProgress>) : Promise<Result<IndexResult, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("reindex_documents", { rootId, onProgress }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Removes a folder or file from memory with its chunks (the files stay on disk).
+ */
+async removeDocuments(rootId: number) : Promise<Result<DocRootInfo, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("remove_documents", { rootId }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Turns memory on or off for one session; `None` follows Settings.
+ */
+async setSessionMemory(sessionId: string, memory: boolean | null) : Promise<Result<SessionInfo, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("set_session_memory", { sessionId, memory }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * The model's summary of a session's older turns, when the conversation outgrew the
+ * context window.
+ */
+async sessionSummary(sessionId: string) : Promise<Result<TurnSummaryInfo | null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("session_summary", { sessionId }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
 }
 }
 
@@ -729,6 +851,18 @@ defaultModel: string;
  */
 tray: boolean }
 /**
+ * How a back-fill ended.
+ */
+export type BackfillReport = { 
+/**
+ * Texts embedded.
+ */
+embedded: number; 
+/**
+ * Whether it was cancelled (what was embedded stays).
+ */
+cancelled: boolean }
+/**
  * A rectangle in pixels of a capture's image.
  */
 export type BoxInfo = { 
@@ -828,6 +962,78 @@ configFile: string;
  * Fetched models.
  */
 modelsDir: string }
+/**
+ * A folder or file added to memory, with what was found under it.
+ */
+export type DocRootInfo = { 
+/**
+ * Its id.
+ */
+id: number; 
+/**
+ * The absolute path.
+ */
+path: string; 
+/**
+ * RFC 3339 time it was added.
+ */
+addedAt: string; 
+/**
+ * Files indexed.
+ */
+indexed: number; 
+/**
+ * Files skipped (each with its reason).
+ */
+skipped: number; 
+/**
+ * Chunks in all.
+ */
+chunks: number; 
+/**
+ * Bytes on disk of the indexed files.
+ */
+bytes: number }
+/**
+ * One file under a folder added to memory.
+ */
+export type DocumentInfo = { 
+/**
+ * Its id.
+ */
+id: number; 
+/**
+ * The absolute path.
+ */
+path: string; 
+/**
+ * `text`, `markdown`, `pdf`, `code` or `other`.
+ */
+format: string; 
+/**
+ * Bytes on disk when last read.
+ */
+size: number; 
+/**
+ * `indexed` or `skipped`.
+ */
+state: string; 
+/**
+ * Why it was skipped.
+ */
+reason: string | null; 
+/**
+ * Chunks stored.
+ */
+chunks: number; 
+/**
+ * Characters of text extracted.
+ */
+chars: number; 
+/**
+ * RFC 3339 time it was last read.
+ */
+indexedAt: string }
 /**
  * A UI element found in a capture.
  */
@@ -1082,6 +1288,127 @@ default: boolean;
  */
 registered: boolean }
 /**
+ * What adding or re-reading a folder did, with the folder as it is now.
+ */
+export type IndexResult = { 
+/**
+ * The folder or file.
+ */
+root: DocRootInfo; 
+/**
+ * Files read for the first time.
+ */
+added: number; 
+/**
+ * Files read again because they changed.
+ */
+updated: number; 
+/**
+ * Files unchanged since they were last read.
+ */
+unchanged: number; 
+/**
+ * Files forgotten because they are gone.
+ */
+removed: number; 
+/**
+ * Files not indexed.
+ */
+skipped: SkippedFile[] }
+/**
+ * A search hit over everything stored.
+ */
+export type MemoryHitInfo = { 
+/**
+ * `message`, `capture`, `chunk` (of a document) or `task` (an output).
+ */
+kind: string; 
+/**
+ * Its row id (the message's or the capture's id).
+ */
+refId: number; 
+/**
+ * The session's title, the capture's source, the document's file name or the task.
+ */
+title: string; 
+/**
+ * The session (messages).
+ */
+sessionId: string | null; 
+/**
+ * The document's path, the task's id or the capture's id.
+ */
+location: string | null; 
+/**
+ * A passage; words that matched are wrapped in `[` and `]`.
+ */
+text: string; 
+/**
+ * RFC 3339 time it was stored.
+ */
+createdAt: string; 
+/**
+ * The fused score (higher is better).
+ */
+score: number; 
+/**
+ * Cosine similarity to the query, when it matched by meaning.
+ */
+similarity: number | null; 
+/**
+ * Why it matched: `words (#1): …` and/or `meaning (#2): 63% similar`.
+ */
+why: string[]; 
+/**
+ * A document's whole chunk (for documents only: other texts can be long, and they
+ * open where they live).
+ */
+chunkText: string | null }
+/**
+ * Progress of a long memory job: `done` of `total` (texts embedded, files read).
+ */
+export type MemoryProgress = { 
+/**
+ * Done so far.
+ */
+done: number; 
+/**
+ * In all.
+ */
+total: number }
+/**
+ * Memory as Settings → Memory shows it.
+ */
+export type MemoryStatus = { 
+/**
+ * Memory for sessions that do not set their own.
+ */
+enabled: boolean; 
+/**
+ * Whether snippets may be sent to remote engines.
+ */
+remote: boolean; 
+/**
+ * The embedding model's registry name.
+ */
+model: string; 
+/**
+ * Whether it is installed (without it, memory is searched by words only).
+ */
+modelInstalled: boolean; 
+/**
+ * Texts with a vector of that model.
+ */
+embedded: number; 
+/**
+ * Texts in all (messages, captures, document chunks, task outputs).
+ */
+total: number; 
+/**
+ * Whether a back-fill started in this window is running.
+ */
+backfilling: boolean }
+/**
  * A stored message with the measurements of the run that produced it.
  */
 export type MessageInfo = { 
@@ -1137,6 +1464,10 @@ mode: string | null;
  * The person's rating: 1 (thumbs up), -1 (down) or none.
  */
 rating: number | null; 
+/**
+ * What memory gave the model for this answer, numbered as the answer cites them.
+ */
+sources: SourceInfo[]; 
 /**
  * RFC 3339 creation time.
  */
@@ -1517,34 +1848,6 @@ description: string;
  */
 upcoming: number[] }
 /**
- * A full-text search match.
- */
-export type SearchResult = { 
-/**
- * The matching message.
- */
-messageId: number; 
-/**
- * Its session.
- */
-sessionId: string; 
-/**
- * The session's title.
- */
-sessionTitle: string; 
-/**
- * Who wrote the message.
- */
-role: MessageRole; 
-/**
- * Text around the match; matched terms are wrapped in `[` and `]`.
- */
-snippet: string; 
-/**
- * RFC 3339 time of the message.
- */
-createdAt: string }
-/**
  * A chat session as listed in the sidebar.
  */
 export type SessionInfo = { 
@@ -1571,7 +1874,11 @@ updatedAt: string;
 /**
  * Number of messages.
  */
-messageCount: number }
+messageCount: number; 
+/**
+ * Memory in this session: on, off, or `None` to follow Settings → Memory.
+ */
+memory: boolean | null }
 /**
  * Global keyboard shortcuts (accelerator strings such as `CommandOrControl+Shift+Space`;
  * empty for none).
@@ -1593,6 +1900,50 @@ ocrRegion: string;
  * Listens while held (push to talk).
  */
 pushToTalk: string }
+/**
+ * A file that was not indexed, and why.
+ */
+export type SkippedFile = { 
+/**
+ * Its path.
+ */
+path: string; 
+/**
+ * Why (binary, empty, too large, unreadable).
+ */
+reason: string }
+/**
+ * A snippet from memory that an answer was given, shown under it as `[n]`.
+ */
+export type SourceInfo = { 
+/**
+ * Its number in the answer (1, 2, …).
+ */
+n: number; 
+/**
+ * `message`, `capture`, `chunk` (of a document) or `task`.
+ */
+kind: string; 
+/**
+ * The row it came from (the message's or the capture's id).
+ */
+refId: number; 
+/**
+ * The session's title, the capture's source, the document's file name or the task.
+ */
+title: string; 
+/**
+ * The snippet the model was given.
+ */
+text: string; 
+/**
+ * The session to open (messages).
+ */
+sessionId: string | null; 
+/**
+ * The document's path, the task's id or the capture's id.
+ */
+location: string | null }
 /**
  * Everything the statistics view shows.
  */
@@ -1881,6 +2232,26 @@ assistant: MessageInfo;
  * How the generation ended.
  */
 end: TurnEnd }
+/**
+ * A model's summary of a session's older turns, used in their place.
+ */
+export type TurnSummaryInfo = { 
+/**
+ * The last message it covers (it stands for every message up to this id).
+ */
+throughId: number; 
+/**
+ * The summary.
+ */
+content: string; 
+/**
+ * The model that wrote it.
+ */
+model: string; 
+/**
+ * RFC 3339 time it was written.
+ */
+createdAt: string }
 /**
  * Figures for one model or mode in the statistics view.
  */

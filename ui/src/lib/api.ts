@@ -8,8 +8,11 @@ import {
   type AppAction,
   type AppError,
   type AppStatus,
+  type BackfillReport,
   type CaptureInfo,
   type CaptureSummaryInfo,
+  type DocRootInfo,
+  type DocumentInfo,
   type EngineInfo,
   type EngineTestInfo,
   type EvalProgressInfo,
@@ -18,6 +21,10 @@ import {
   type EvalScoreInfo,
   type FetchableModel,
   type FetchProgressInfo,
+  type IndexResult,
+  type MemoryHitInfo,
+  type MemoryProgress,
+  type MemoryStatus,
   type MessageInfo,
   type PendingCapture,
   type ModelCheck,
@@ -32,8 +39,9 @@ import {
   type ReadAloud,
   type RunInfo,
   type ScheduleInfo,
-  type SearchResult,
   type SessionInfo,
+  type SkippedFile,
+  type SourceInfo,
   type StatsInfo,
   type StepInfo,
   type StreamEvent,
@@ -43,6 +51,7 @@ import {
   type TasksChanged,
   type TemplateInfo,
   type TurnResult,
+  type TurnSummaryInfo,
   type UsageRow,
   type VoiceInput,
 } from "../bindings";
@@ -52,8 +61,11 @@ export type {
   AppAction,
   AppError,
   AppStatus,
+  BackfillReport,
   CaptureInfo,
   CaptureSummaryInfo,
+  DocRootInfo,
+  DocumentInfo,
   EngineInfo,
   EngineTestInfo,
   EvalProgressInfo,
@@ -62,6 +74,10 @@ export type {
   EvalScoreInfo,
   FetchableModel,
   FetchProgressInfo,
+  IndexResult,
+  MemoryHitInfo,
+  MemoryProgress,
+  MemoryStatus,
   MessageInfo,
   PendingCapture,
   ModelCheck,
@@ -76,8 +92,9 @@ export type {
   ReadAloud,
   RunInfo,
   ScheduleInfo,
-  SearchResult,
   SessionInfo,
+  SkippedFile,
+  SourceInfo,
   StatsInfo,
   StepInfo,
   StreamEvent,
@@ -87,6 +104,7 @@ export type {
   TasksChanged,
   TemplateInfo,
   TurnResult,
+  TurnSummaryInfo,
   UsageRow,
   VoiceInput,
 };
@@ -125,7 +143,9 @@ export interface BatonApi {
   renameSession(id: string, title: string): Promise<SessionInfo>;
   deleteSession(id: string): Promise<void>;
   messages(id: string): Promise<MessageInfo[]>;
-  search(query: string): Promise<SearchResult[]>;
+  /** Searches everything stored (conversations, captures, documents, task outputs) by words
+   * and meaning; `kind` narrows it to `message`, `capture`, `chunk` or `task`. */
+  search(query: string, kind: string | null): Promise<MemoryHitInfo[]>;
   send(sessionId: string, text: string, model: string | null, mode: AnswerMode, onEvent: (e: StreamEvent) => void): Promise<TurnResult>;
   regenerate(sessionId: string, model: string | null, mode: AnswerMode, onEvent: (e: StreamEvent) => void): Promise<TurnResult>;
   rate(messageId: number, rating: number | null): Promise<void>;
@@ -198,6 +218,24 @@ export interface BatonApi {
   taskSchedules(): Promise<ScheduleInfo[]>;
   /** Called whenever a task changes state, with the number of approvals waiting. */
   onTasksChanged(handler: (e: TasksChanged) => void): Promise<() => void>;
+  /** Memory's switches and how far embedding has got. */
+  memoryStatus(): Promise<MemoryStatus>;
+  setMemorySettings(enabled: boolean, remote: boolean): Promise<MemoryStatus>;
+  /** Embeds every stored text without a vector, reporting (embedded, total). */
+  backfillMemory(onProgress: (p: MemoryProgress) => void): Promise<BackfillReport>;
+  cancelBackfill(): Promise<boolean>;
+  /** The folders and files added to memory. */
+  docRoots(): Promise<DocRootInfo[]>;
+  /** The files under one of them, indexed and skipped (with the reason). */
+  rootDocuments(rootId: number): Promise<DocumentInfo[]>;
+  /** Adds a folder or file to memory and reads it, reporting (files read, files found). */
+  addDocuments(path: string, onProgress: (p: MemoryProgress) => void): Promise<IndexResult>;
+  reindexDocuments(rootId: number, onProgress: (p: MemoryProgress) => void): Promise<IndexResult>;
+  removeDocuments(rootId: number): Promise<DocRootInfo>;
+  /** Memory on, off, or null to follow Settings, for one session. */
+  setSessionMemory(sessionId: string, memory: boolean | null): Promise<SessionInfo>;
+  /** The model's summary of a session's older turns, if the conversation outgrew the context. */
+  sessionSummary(sessionId: string): Promise<TurnSummaryInfo | null>;
 }
 
 function channel<T>(onEvent: (e: T) => void): Channel<T> {
@@ -216,7 +254,7 @@ export const tauriApi: BatonApi = {
     await unwrap(commands.deleteSession(id));
   },
   messages: (id) => unwrap(commands.sessionMessages(id)),
-  search: (q) => unwrap(commands.searchMessages(q)),
+  search: (q, kind) => unwrap(commands.searchMemory(q, kind)),
   send: (sessionId, text, model, mode, onEvent) =>
     unwrap(commands.sendMessage(sessionId, text, model, mode, channel(onEvent))),
   regenerate: (sessionId, model, mode, onEvent) => unwrap(commands.regenerate(sessionId, model, mode, channel(onEvent))),
@@ -297,4 +335,15 @@ export const tauriApi: BatonApi = {
   },
   taskSchedules: () => unwrap(commands.taskSchedules()),
   onTasksChanged: (handler) => events.tasksChanged.listen((e) => handler(e.payload)),
+  memoryStatus: () => unwrap(commands.memoryStatus()),
+  setMemorySettings: (enabled, remote) => unwrap(commands.setMemorySettings(enabled, remote)),
+  backfillMemory: (onProgress) => unwrap(commands.backfillMemory(channel(onProgress))),
+  cancelBackfill: () => commands.cancelBackfill(),
+  docRoots: () => unwrap(commands.docRoots()),
+  rootDocuments: (rootId) => unwrap(commands.rootDocuments(rootId)),
+  addDocuments: (path, onProgress) => unwrap(commands.addDocuments(path, channel(onProgress))),
+  reindexDocuments: (rootId, onProgress) => unwrap(commands.reindexDocuments(rootId, channel(onProgress))),
+  removeDocuments: (rootId) => unwrap(commands.removeDocuments(rootId)),
+  setSessionMemory: (sessionId, memory) => unwrap(commands.setSessionMemory(sessionId, memory)),
+  sessionSummary: (sessionId) => unwrap(commands.sessionSummary(sessionId)),
 };

@@ -1,6 +1,6 @@
 // The window's state and what the person can do with it. Every decision about data is
 // the runtime's; this class only keeps what is on screen in step with the API's answers.
-import { errorMessage, type AppStatus, type BatonApi, type EngineInfo, type MessageInfo, type ModelInfo, type Preferences, type ReadAloud, type SearchResult, type SessionInfo, type StepInfo, type VoiceInput } from "./api";
+import { errorMessage, type AppStatus, type BatonApi, type EngineInfo, type MessageInfo, type ModelInfo, type Preferences, type MemoryHitInfo, type ReadAloud, type SessionInfo, type StepInfo, type TurnSummaryInfo, type VoiceInput } from "./api";
 import { nowIso, titleFrom } from "./format";
 
 /** An error shown in the window, with what kind it is (so the UI can offer a way out). */
@@ -73,8 +73,15 @@ export class ChatController {
   preferences = $state<Preferences>(defaultPreferences);
   shortcutErrors = $state<string[]>([]);
   searchQuery = $state("");
-  searchResults = $state<SearchResult[] | null>(null);
+  /** Search hits over everything stored (null: no search, the session list shows). */
+  searchResults = $state<MemoryHitInfo[] | null>(null);
   searchError = $state<string | null>(null);
+  /** The search's kind filter: `message`, `capture`, `chunk`, `task`, or null for all. */
+  searchKind = $state<string | null>(null);
+  /** Memory for sessions that follow the global setting (Settings → Memory). */
+  memoryOn = $state(true);
+  /** The current session's summary of older turns, when it outgrew the context window. */
+  summary = $state<TurnSummaryInfo | null>(null);
   highlightMessageId = $state<number | null>(null);
   /** Answers the person stopped in this window (shown with a "stopped" mark). */
   stoppedIds = $state<Record<number, true>>({});
@@ -109,13 +116,15 @@ export class ChatController {
     try {
       this.status = await this.api.status();
       if (this.status.startupError) return;
-      const [sessions, models, prefs, engines] = await Promise.all([
+      const [sessions, models, prefs, engines, memory] = await Promise.all([
         this.api.listSessions(),
         this.api.listModels().catch(() => [] as ModelInfo[]),
         this.api.getPreferences().catch(() => null),
         this.api.listEngines().catch(() => [] as EngineInfo[]),
+        this.api.memoryStatus().catch(() => null),
       ]);
       this.sessions = sessions;
+      if (memory) this.memoryOn = memory.enabled;
       this.models = models;
       this.engines = engines;
       if (prefs) {
@@ -153,12 +162,35 @@ export class ChatController {
   }
 
   async select(id: string, highlight: number | null = null): Promise<void> {
+    const switched = this.currentId !== id;
     this.currentId = id;
     this.highlightMessageId = highlight;
     this.error = null;
+    if (switched) this.summary = null;
     try {
-      const list = await this.api.messages(id);
-      if (this.currentId === id) this.messages = list;
+      const [list, summary] = await Promise.all([this.api.messages(id), this.api.sessionSummary(id).catch(() => null)]);
+      if (this.currentId === id) {
+        this.messages = list;
+        this.summary = summary;
+      }
+    } catch (e) {
+      this.error = toShown(e);
+    }
+  }
+
+  /** Re-reads the current session's summary (a turn may have summarised older turns). */
+  private async refreshSummary(sessionId: string): Promise<void> {
+    const summary = await this.api.sessionSummary(sessionId).catch(() => null);
+    if (this.currentId === sessionId) this.summary = summary;
+  }
+
+  /** Memory on, off, or null to follow Settings, for the current session. */
+  async setSessionMemory(memory: boolean | null): Promise<void> {
+    const id = this.currentId;
+    if (!id) return;
+    try {
+      const s = await this.api.setSessionMemory(id, memory);
+      this.sessions = this.sessions.map((x) => (x.id === s.id ? { ...x, memory: s.memory } : x));
     } catch (e) {
       this.error = toShown(e);
     }
@@ -174,6 +206,7 @@ export class ChatController {
       this.sessions = [s, ...this.sessions];
       this.currentId = s.id;
       this.messages = [];
+      this.summary = null;
       this.error = null;
     } catch (e) {
       this.error = toShown(e);
@@ -213,6 +246,7 @@ export class ChatController {
       costUsd: null,
       mode: null,
       rating: null,
+      sources: [],
       createdAt: nowIso(),
     };
     this.messages = [...this.messages, optimistic];
@@ -277,7 +311,7 @@ export class ChatController {
     } finally {
       this.flush();
       this.streaming = null;
-      await this.refreshSessions();
+      await Promise.all([this.refreshSessions(), this.refreshSummary(sessionId)]);
     }
   }
 
@@ -314,6 +348,7 @@ export class ChatController {
       if (this.currentId === id) {
         this.currentId = null;
         this.messages = [];
+        this.summary = null;
         if (this.sessions.length > 0) await this.select(this.sessions[0].id);
       }
     } catch (e) {
@@ -321,11 +356,13 @@ export class ChatController {
     }
   }
 
-  /** Full-text search, debounced; an empty query shows the session list again. */
+  /** Search over everything stored, debounced; an empty query shows the session list again. */
   setSearch(query: string, delayMs = 150): void {
     this.searchQuery = query;
     if (this.searchTimer) clearTimeout(this.searchTimer);
     if (!query.trim()) {
+      // A search still on its way must not bring its results back.
+      this.searchSeq++;
       this.searchResults = null;
       this.searchError = null;
       return;
@@ -336,7 +373,7 @@ export class ChatController {
   async runSearch(query: string): Promise<void> {
     const seq = ++this.searchSeq;
     try {
-      const hits = await this.api.search(query);
+      const hits = await this.api.search(query, this.searchKind);
       if (seq === this.searchSeq) {
         this.searchResults = hits;
         this.searchError = null;
@@ -351,6 +388,12 @@ export class ChatController {
 
   clearSearch(): void {
     this.setSearch("");
+  }
+
+  /** Narrows the search to one kind (null: everything) and searches again. */
+  setSearchKind(kind: string | null): void {
+    this.searchKind = kind;
+    if (this.searchQuery.trim()) this.setSearch(this.searchQuery, 0);
   }
 
   async setModel(model: string | null): Promise<void> {

@@ -62,6 +62,30 @@ describe("ChatController", () => {
     expect(chat.searchResults).toBeNull();
   });
 
+  it("a search answered after it was cleared leaves the list shown", async () => {
+    const { api } = fakeApi({ tokens: ["fine"] });
+    const chat = new ChatController(api);
+    await chat.init();
+    await chat.send("museums in Lisbon");
+    chat.setSearch("lisbon", 0);
+    const running = chat.runSearch("lisbon");
+    chat.clearSearch();
+    await running;
+    expect(chat.searchResults).toBeNull();
+  });
+
+  it("narrows the search to one kind and searches again", async () => {
+    const { api } = fakeApi({ tokens: ["fine"], files: { "/n/lisbon.md": "Trams in Lisbon" } });
+    await api.addDocuments("/n", () => {});
+    const chat = new ChatController(api);
+    await chat.init();
+    await chat.send("museums in Lisbon");
+    chat.setSearch("lisbon", 0);
+    await vi.waitFor(() => expect(chat.searchResults?.map((h) => h.kind)).toEqual(["message", "chunk"]));
+    chat.setSearchKind("chunk");
+    await vi.waitFor(() => expect(chat.searchResults?.map((h) => h.kind)).toEqual(["chunk"]));
+  });
+
   it("renames and deletes sessions", async () => {
     const { api } = fakeApi();
     const chat = new ChatController(api);

@@ -3,6 +3,10 @@ import type {
   AppAction,
   AppStatus,
   BatonApi,
+  DocRootInfo,
+  DocumentInfo,
+  IndexResult,
+  MemoryHitInfo,
   EngineInfo,
   EvalProgressInfo,
   EvalRunInfo,
@@ -15,8 +19,10 @@ import type {
   Preferences,
   ReadAloud,
   SessionInfo,
+  SourceInfo,
   StreamEvent,
   TurnResult,
+  TurnSummaryInfo,
   VoiceInput,
 } from "./api";
 import { ApiError } from "./api";
@@ -53,6 +59,12 @@ export interface FakeOptions {
   taskQueueError?: string;
   /** Actions waiting for the window when it starts (tray items, `--action`). */
   pendingActions?: AppAction[];
+  /** Files that can be added to memory: path → text (null: a binary file, skipped). */
+  files?: Record<string, string | null>;
+  /** Whether the embedding model is installed (search then also matches by meaning). */
+  embeddingModel?: boolean;
+  /** Memory sources given with every answer. */
+  sources?: SourceInfo[];
 }
 
 /** A model's record as listModels returns it. */
@@ -152,6 +164,52 @@ export function fakeApi(opts: FakeOptions = {}) {
   const tasks = fakeTasks({ queueError: opts.taskQueueError });
   const pendingActions: AppAction[] = [...(opts.pendingActions ?? [])];
   const now = () => new Date().toISOString();
+  const memory = { enabled: true, remote: false, embedded: 0, model: opts.embeddingModel ?? false };
+  const files: Record<string, string | null> = { ...(opts.files ?? {}) };
+  const roots: DocRootInfo[] = [];
+  const docs = new Map<number, DocumentInfo[]>();
+  /** Summaries of older turns, by session (tests put them here). */
+  const summaries = new Map<string, TurnSummaryInfo>();
+  const chunksOf = (text: string) => Math.max(1, Math.ceil(text.length / 200));
+  const readRoot = (root: DocRootInfo, onProgress: (p: { done: number; total: number }) => void): IndexResult => {
+    const under = Object.keys(files).filter((f) => f === root.path || f.startsWith(`${root.path}/`)).sort();
+    const before = new Set((docs.get(root.id) ?? []).map((d) => d.path));
+    const list: DocumentInfo[] = under.map((path, i) => {
+      const text = files[path];
+      onProgress({ done: i + 1, total: under.length });
+      return {
+        id: nextId++,
+        path,
+        format: path.endsWith(".md") ? "markdown" : path.endsWith(".txt") ? "text" : "other",
+        size: text?.length ?? 4096,
+        state: text === null ? "skipped" : "indexed",
+        reason: text === null ? "a binary file (not text)" : null,
+        chunks: text === null ? 0 : chunksOf(text),
+        chars: text?.length ?? 0,
+        indexedAt: now(),
+      };
+    });
+    docs.set(root.id, list);
+    const indexed = list.filter((d) => d.state === "indexed");
+    Object.assign(root, { indexed: indexed.length, skipped: list.length - indexed.length, chunks: indexed.reduce((n, d) => n + d.chunks, 0), bytes: indexed.reduce((n, d) => n + d.size, 0) });
+    return {
+      root: { ...root },
+      added: list.filter((d) => !before.has(d.path) && !d.reason).length,
+      updated: 0,
+      unchanged: list.filter((d) => before.has(d.path)).length,
+      removed: [...before].filter((p) => !under.includes(p)).length,
+      skipped: list.filter((d) => d.reason).map((d) => ({ path: d.path, reason: d.reason! })),
+    };
+  };
+  const storedTexts = () => [...messages.values()].reduce((n, l) => n + l.length, 0) + roots.reduce((n, r) => n + r.chunks, 0);
+  /** Wraps the query's words in [ and ] as the runtime's passages do; null when none is there. */
+  const marked = (text: string, q: string): string | null => {
+    const words = q.toLowerCase().split(/\s+/).filter(Boolean);
+    if (!words.some((w) => text.toLowerCase().includes(w))) return null;
+    const escaped = words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    const re = new RegExp(`(${escaped.join("|")})`, "gi");
+    return text.replace(re, "[$1]");
+  };
   const msg = (sessionId: string, role: "user" | "assistant", content: string, extra: Partial<MessageInfo> = {}): MessageInfo => ({
     id: nextId++,
     sessionId,
@@ -166,6 +224,7 @@ export function fakeApi(opts: FakeOptions = {}) {
     costUsd: null,
     mode: null,
     rating: null,
+    sources: [],
     createdAt: now(),
     ...extra,
   });
@@ -192,7 +251,7 @@ export function fakeApi(opts: FakeOptions = {}) {
       await new Promise<void>((resolve) => (stopper = resolve));
       cancelled = true;
     }
-    const a = msg(sessionId, "assistant", text, { model: "tiny", completionTokens: tokens.length, latencyMs: 120, tokensPerSecond: 50 });
+    const a = msg(sessionId, "assistant", text, { model: "tiny", completionTokens: tokens.length, latencyMs: 120, tokensPerSecond: 50, sources: opts.sources ?? [] });
     messages.get(sessionId)!.push(a);
     find(sessionId).messageCount++;
     return { user: null, assistant: a, end: cancelled ? "cancelled" : "stop" };
@@ -208,7 +267,7 @@ export function fakeApi(opts: FakeOptions = {}) {
     }),
     listSessions: async () => [...sessions].sort((a, b) => b.updatedAt.localeCompare(a.updatedAt)),
     createSession: async (title) => {
-      const s: SessionInfo = { id: `s${nextId++}`, title, model: null, createdAt: now(), updatedAt: now(), messageCount: 0 };
+      const s: SessionInfo = { id: `s${nextId++}`, title, model: null, createdAt: now(), updatedAt: now(), messageCount: 0, memory: null };
       sessions.push(s);
       messages.set(s.id, []);
       return s;
@@ -227,12 +286,27 @@ export function fakeApi(opts: FakeOptions = {}) {
       find(id);
       return [...messages.get(id)!];
     },
-    search: async (q) => {
-      const hits = [];
-      for (const [sid, list] of messages) {
-        for (const m of list) {
-          if (m.content.toLowerCase().includes(q.toLowerCase())) {
-            hits.push({ messageId: m.id, sessionId: sid, sessionTitle: find(sid).title, role: m.role, snippet: m.content, createdAt: m.createdAt });
+    search: async (q, kind) => {
+      const hits: MemoryHitInfo[] = [];
+      const hit = (h: Omit<MemoryHitInfo, "text" | "score" | "similarity" | "why" | "chunkText">, text: string): MemoryHitInfo => {
+        const rank = hits.length + 1;
+        const why = [`words (#${rank}): ${text}`];
+        if (memory.model) why.push(`meaning (#${rank}): ${90 - rank}% similar`);
+        return { ...h, text, score: 1 / rank, similarity: memory.model ? (90 - rank) / 100 : null, why, chunkText: h.kind === "chunk" ? (files[h.location ?? ""] ?? null) : null };
+      };
+      if (!kind || kind === "message") {
+        for (const [sid, list] of messages) {
+          for (const m of list) {
+            const text = marked(m.content, q);
+            if (text !== null) hits.push(hit({ kind: "message", refId: m.id, title: find(sid).title, sessionId: sid, location: null, createdAt: m.createdAt }, text));
+          }
+        }
+      }
+      if (!kind || kind === "chunk") {
+        for (const list of docs.values()) {
+          for (const d of list) {
+            const text = d.state === "indexed" ? marked(files[d.path] ?? "", q) : null;
+            if (text !== null) hits.push(hit({ kind: "chunk", refId: d.id, title: d.path.split("/").at(-1) ?? d.path, sessionId: null, location: d.path, createdAt: d.indexedAt }, text));
           }
         }
       }
@@ -438,10 +512,66 @@ export function fakeApi(opts: FakeOptions = {}) {
       return () => (readHandler = null);
     },
     ...tasks.api,
+    memoryStatus: async () => ({
+      enabled: memory.enabled,
+      remote: memory.remote,
+      model: "all-minilm-l6-v2",
+      modelInstalled: memory.model,
+      embedded: memory.model ? Math.min(memory.embedded, storedTexts()) : 0,
+      total: storedTexts(),
+      backfilling: false,
+    }),
+    setMemorySettings: async (enabled, remote) => {
+      memory.enabled = enabled;
+      memory.remote = remote;
+      return api.memoryStatus();
+    },
+    backfillMemory: async (onProgress) => {
+      if (!memory.model) throw new ApiError({ kind: "model", message: "the embedding model is not installed; fetch it with `baton models fetch all-minilm-l6-v2`" });
+      const total = storedTexts();
+      const start = memory.embedded;
+      onProgress({ done: Math.floor((start + total) / 2), total });
+      onProgress({ done: total, total });
+      memory.embedded = total;
+      return { embedded: total - start, cancelled: false };
+    },
+    cancelBackfill: async () => false,
+    docRoots: async () => roots.map((r) => ({ ...r })),
+    rootDocuments: async (rootId) => (docs.get(rootId) ?? []).map((d) => ({ ...d })),
+    addDocuments: async (path, onProgress) => {
+      const p = path.trim().replace(/\/+$/, "");
+      if (!Object.keys(files).some((f) => f === p || f.startsWith(`${p}/`))) {
+        throw new ApiError({ kind: "invalid", message: `${p} cannot be added: No such file or directory (os error 2); give a folder or file that exists` });
+      }
+      let root = roots.find((r) => r.path === p);
+      if (!root) {
+        root = { id: nextId++, path: p, addedAt: now(), indexed: 0, skipped: 0, chunks: 0, bytes: 0 };
+        roots.push(root);
+      }
+      return readRoot(root, onProgress);
+    },
+    reindexDocuments: async (rootId, onProgress) => {
+      const root = roots.find((r) => r.id === rootId);
+      if (!root) throw new ApiError({ kind: "notFound", message: "that folder is no longer in memory; add it again" });
+      return readRoot(root, onProgress);
+    },
+    removeDocuments: async (rootId) => {
+      const at = roots.findIndex((r) => r.id === rootId);
+      if (at < 0) throw new ApiError({ kind: "invalid", message: `no documents were added as \`${rootId}\`` });
+      const [root] = roots.splice(at, 1);
+      docs.delete(rootId);
+      return root;
+    },
+    setSessionMemory: async (sessionId, value) => {
+      const s = find(sessionId);
+      s.memory = value;
+      return { ...s };
+    },
+    sessionSummary: async (sessionId) => summaries.get(sessionId) ?? null,
   };
   /** Whether the window has subscribed to voice input events (it does after loading). */
   const subscribedToVoice = () => voiceHandler !== null;
   /** Whether "Decide later" was stored. */
   const deferredChoice = () => deferred;
-  return { api, sessions, messages, ratings, sentModes, readAloud, subscribedToVoice, keys, engines, runs, deferredChoice, tasks };
+  return { api, sessions, messages, ratings, sentModes, readAloud, subscribedToVoice, keys, engines, runs, deferredChoice, tasks, files, roots, summaries, memory };
 }

@@ -174,6 +174,18 @@ export class TasksController {
     await this.loadDetail();
   }
 
+  /** Shows a task by its id (a search hit, an answer's source): its run's graph with the
+   * task selected. */
+  async showTask(id: string): Promise<void> {
+    try {
+      const detail = await this.api.taskDetail(id);
+      await this.selectRun(detail.task.runId);
+      await this.selectTask(id);
+    } catch (e) {
+      this.error = errorMessage(e);
+    }
+  }
+
   /** Shows a task from the queue or an approval: its run's graph with the task selected. */
   async show(task: TaskInfo): Promise<void> {
     await this.selectRun(task.runId);
