@@ -17,8 +17,13 @@ BATON := $(BIN)/baton
 
 .PHONY: run test setup build ui lint lint-fast fmt models bench bench-app test-real-models test-e2e deb
 
+# Incremental caches of builds not repeated for two days (other flags, older versions of a
+# crate) are dropped: left alone they grew to 27 GB of a 45 GB target dir and filled the disk.
+INCREMENTAL := $(CARGO_TARGET_DIR)/debug/incremental
+
 setup:
 	@bash scripts/setup.sh
+	@if [ -d "$(INCREMENTAL)" ]; then find "$(INCREMENTAL)" -mindepth 1 -maxdepth 1 -type d -mtime +2 -exec rm -rf {} +; fi
 
 # The web UI: npm packages (again only when package-lock.json changed), then the bundle the
 # app embeds. The stamp keeps a warm run to a second.
