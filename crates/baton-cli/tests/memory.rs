@@ -5,85 +5,19 @@
 //! session answered in another with its source shown, and not with memory off; older turns
 //! summarised when a conversation outgrows the context window.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The tests that run chat models take turns: each loads a real model on a 2-core machine.
-static MODELS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+mod common;
 
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    MODELS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The models the tests use, in a cache that survives runs (`make test` fills it).
-fn models_dir() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
-    cache.join("baton").join("test-models")
-}
+use common::{one_at_a_time, Env, CHAT};
 
 const EMBEDDING: &str = "all-minilm-l6-v2";
-/// The default chat model on this kind of machine.
-const CHAT: &str = "qwen2.5-coder-1.5b-instruct";
-
-struct Env {
-    dir: tempfile::TempDir,
-}
 
 impl Env {
-    fn new(models: &[&str], config: &str) -> Self {
-        let env = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::write(env.path("config.toml"), config).unwrap();
-        let mut args = vec!["models", "fetch"];
-        args.extend_from_slice(models);
-        env.ok(&args);
-        env
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
-        cmd.args(args)
-            .env("BATON_DATA_DIR", self.path("data"))
-            .env("BATON_CONFIG", self.path("config.toml"))
-            .env("BATON_MODELS_DIR", models_dir())
-            .env("XDG_STATE_HOME", self.path("state"));
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run baton")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "baton {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let out = self.ok(&all);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// Runs SQL on the database with Python's sqlite3 (a second, independent reader) and
     /// returns the first column of each row.
     fn sql(&self, query: &str) -> Vec<String> {
@@ -183,7 +117,7 @@ fn hits(env: &Env, args: &[&str]) -> Vec<Value> {
 
 #[test]
 fn documents_are_read_found_by_meaning_and_words_and_bad_files_are_skipped_with_reasons() {
-    let env = Env::new(&[EMBEDDING], "");
+    let env = Env::new(&[EMBEDDING]);
     let docs = env.path("docs");
     write(
         &docs.join("home/boiler.md"),
@@ -333,7 +267,7 @@ fn documents_are_read_found_by_meaning_and_words_and_bad_files_are_skipped_with_
 
 #[test]
 fn the_watcher_reads_files_as_they_change() {
-    let env = Env::new(&[EMBEDDING], "");
+    let env = Env::new(&[EMBEDDING]);
     let docs = env.path("watched");
     write(
         &docs.join("a.txt"),
@@ -397,7 +331,7 @@ fn assert_one_current_vector_per_row(env: &Env) {
 
 #[test]
 fn kill_9_while_reading_documents_and_while_embedding_loses_nothing() {
-    let env = Env::new(&[EMBEDDING], "");
+    let env = Env::new(&[EMBEDDING]);
     let docs = env.path("many");
     let topics = [
         "rainfall",
@@ -495,7 +429,7 @@ fn chat(env: &Env, args: &[&str]) -> Value {
 #[test]
 fn a_fact_from_one_session_answers_another_with_its_source_and_not_with_memory_off() {
     let _turn = one_at_a_time();
-    let env = Env::new(&[EMBEDDING, CHAT], "");
+    let env = Env::new(&[EMBEDDING, CHAT]);
     let first = chat(
         &env,
         &["Please note for later: the code of my locker at the swimming pool is 4719."],
@@ -539,7 +473,7 @@ fn a_fact_from_one_session_answers_another_with_its_source_and_not_with_memory_o
 fn a_conversation_that_outgrows_the_window_is_summarised_not_cut() {
     let _turn = one_at_a_time();
     let config = "[chat]\nmax_tokens = 48\n[llm]\ncontext_length = 1024\n[memory]\nenabled = false\nsummary_tokens = 300\nmemory_tokens = 100\n";
-    let env = Env::new(&[CHAT], config);
+    let env = Env::with_config(&[CHAT], config);
     let first = env.json(&[
         "chat",
         "--model",

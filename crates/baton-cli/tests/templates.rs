@@ -4,72 +4,15 @@
 //! queues the run and works it off in-process, and the test reads what it produced.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-/// The template runs take turns: each loads real models on a 2-core machine.
-static MODELS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+mod common;
 
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    MODELS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The models the tests use, in a cache that survives runs (`make test` fills it).
-fn models_dir() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
-    cache.join("baton").join("test-models")
-}
-
-/// The default chat model on this kind of machine and the one it is compared with.
-const CHAT: &str = "qwen2.5-coder-1.5b-instruct";
-const SMALL: &str = "qwen2.5-coder-0.5b-instruct";
-
-struct Env {
-    dir: tempfile::TempDir,
-}
+use common::{one_at_a_time, Env, CHAT, SMALL};
 
 impl Env {
-    fn new(models: &[&str]) -> Self {
-        let env = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let mut args = vec!["models", "fetch"];
-        args.extend_from_slice(models);
-        env.ok(&args);
-        env
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_baton"))
-            .args(args)
-            .env("BATON_DATA_DIR", self.dir.path().join("data"))
-            .env("BATON_CONFIG", self.dir.path().join("config.toml"))
-            .env("BATON_MODELS_DIR", models_dir())
-            .env("XDG_STATE_HOME", self.dir.path().join("state"))
-            .output()
-            .expect("run baton")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "baton {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// Runs a template to the end and returns its tasks, by step.
     fn template(&self, name: &str, params: &[(&str, &str)]) -> serde_json::Map<String, Value> {
         let mut args = vec![
