@@ -168,17 +168,9 @@ impl Runtime {
         let start = self.store.embedding_counts(&model).await?;
         let mut done = 0;
         loop {
-            let batch = self
-                .store
-                .pending_embeddings(&model, EMBED_BATCH as u32)
-                .await?;
-            if batch.is_empty() {
+            let Some(saved) = self.embed_batch(&model, EMBED_BATCH as u32).await? else {
                 break;
-            }
-            let texts: Vec<String> = batch.iter().map(|p| p.text.clone()).collect();
-            let vectors = self.embed_texts(texts).await?;
-            let items: Vec<_> = batch.into_iter().zip(vectors).collect();
-            let saved = self.store.save_embeddings(&model, &items).await?;
+            };
             if saved == 0 {
                 // Every text changed under us; the next round takes their new words.
                 tokio::task::yield_now().await;
@@ -193,14 +185,20 @@ impl Runtime {
     /// Embeds up to `at_most` texts that have no vector yet. Returns how many were stored.
     pub async fn embed_some(&self, at_most: u32) -> Result<usize, RuntimeError> {
         let model = self.embedder().await?.name().to_owned();
-        let batch = self.store.pending_embeddings(&model, at_most).await?;
+        Ok(self.embed_batch(&model, at_most).await?.unwrap_or(0))
+    }
+
+    /// Embeds one batch of up to `at_most` texts without a vector of `model` and stores
+    /// what is still current. `None` when nothing was pending, else how many were stored.
+    async fn embed_batch(&self, model: &str, at_most: u32) -> Result<Option<usize>, RuntimeError> {
+        let batch = self.store.pending_embeddings(model, at_most).await?;
         if batch.is_empty() {
-            return Ok(0);
+            return Ok(None);
         }
         let texts: Vec<String> = batch.iter().map(|p| p.text.clone()).collect();
         let vectors = self.embed_texts(texts).await?;
         let items: Vec<_> = batch.into_iter().zip(vectors).collect();
-        Ok(self.store.save_embeddings(&model, &items).await?)
+        Ok(Some(self.store.save_embeddings(model, &items).await?))
     }
 
     /// Searches what Baton has stored (messages, captures, documents, task outputs) for
