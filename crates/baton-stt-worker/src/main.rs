@@ -5,11 +5,13 @@
 //! is how Baton runs it (supervised by `baton_stt::SttEngine`). As a command-line tool,
 //!
 //! ```text
-//! baton-stt-worker --model ggml-base.bin --transcribe speech.wav [--language en|auto] [--threads N] [--json]
+//! baton-stt-worker --model ggml-base.bin --transcribe speech.wav [more.wav …] [--language en|auto]
+//!                  [--threads N] [--window fitted|full] [--flash-attn] [--draft] [--json]
 //! ```
 //!
-//! prints the transcript (or, with `--json`, one JSON object with the segments and their
-//! times): the in-process reference `baton bench stt` compares the served path with. WAV files at any rate and channel count are mixed to mono and resampled to
+//! prints each file's transcript (or, with `--json`, one JSON object per line with the
+//! segments and their times): the in-process reference `baton bench stt` compares the served
+//! path and its configurations with; the model is loaded once for all files. WAV files at any rate and channel count are mixed to mono and resampled to
 //! 16 kHz. Errors go to stderr and name the file and what to do; the exit status is 1 (2
 //! for bad arguments). whisper.cpp's own log lines are dropped unless `--verbose`.
 
@@ -40,15 +42,22 @@ struct Args {
     /// whisper.cpp model file (ggml-*.bin).
     #[arg(long, value_name = "PATH", required_unless_present = "serve")]
     model: Option<PathBuf>,
-    /// WAV file to transcribe.
-    #[arg(long, value_name = "FILE.wav")]
-    transcribe: Option<PathBuf>,
+    /// WAV files to transcribe.
+    #[arg(long, value_name = "FILE.wav", num_args = 1..)]
+    transcribe: Vec<PathBuf>,
     /// Spoken language (ISO 639-1 code) or `auto` to detect it.
     #[arg(long, default_value = "en")]
     language: String,
     /// Decode as a quick draft, the way partial text is decoded while someone speaks.
     #[arg(long)]
     draft: bool,
+    /// How much of whisper's 30 s window the encoder sees: the audio there is plus a margin
+    /// (checked, and decoded again in full when the text looks cut short), or all of it.
+    #[arg(long, value_enum, default_value_t = transcribe::Window::Fitted)]
+    window: transcribe::Window,
+    /// Use flash attention.
+    #[arg(long)]
+    flash_attn: bool,
     /// CPU threads (default: available cores, at most 4).
     #[arg(long)]
     threads: Option<usize>,
@@ -82,14 +91,15 @@ fn run(args: &Args) -> Result<()> {
         .model
         .as_ref()
         .expect("clap requires --model without --serve");
-    let Some(wav) = &args.transcribe else {
+    if args.transcribe.is_empty() {
         bail!("nothing to do: pass --transcribe FILE.wav");
-    };
+    }
     let options = transcribe::Options {
         language: transcribe::parse_language(&args.language)?,
         threads: args
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4))),
+        window: args.window,
         draft: args.draft,
         abort: None,
     };
@@ -97,27 +107,36 @@ fn run(args: &Args) -> Result<()> {
         whisper_rs::install_logging_hooks();
     }
     // Read the audio first: it is cheap and its errors should not wait for a model load.
-    let samples = audio::load_wav(wav)?;
+    let audio = args
+        .transcribe
+        .iter()
+        .map(|wav| audio::load_wav(wav))
+        .collect::<Result<Vec<_>>>()?;
     let started = Instant::now();
-    let ctx = model::load(model)?;
+    let ctx = model::load(model, args.flash_attn)?;
     let load_ms = started.elapsed().as_millis();
-    let started = Instant::now();
-    let transcript = transcribe::transcribe(&ctx, &samples, &options)
-        .map_err(|e| e.context(format!("{}", wav.display())))?;
-    let transcribe_ms = started.elapsed().as_millis();
-    if args.json {
-        let out = serde_json::json!({
-            "text": transcript.text,
-            "language": transcript.language,
-            "segments": transcript.segments,
-            "audio_ms": samples.len() as u64 * 1000 / u64::from(audio::WHISPER_RATE),
-            "load_ms": load_ms,
-            "transcribe_ms": transcribe_ms,
-            "threads": options.threads,
-        });
-        println!("{out}");
-    } else {
-        println!("{}", transcript.text);
+    for (wav, samples) in args.transcribe.iter().zip(&audio) {
+        let started = Instant::now();
+        let transcript = transcribe::transcribe(&ctx, samples, &options)
+            .map_err(|e| e.context(format!("{}", wav.display())))?;
+        let transcribe_ms = started.elapsed().as_millis();
+        if args.json {
+            let out = serde_json::json!({
+                "file": wav,
+                "text": transcript.text,
+                "language": transcript.language,
+                "segments": transcript.segments,
+                "audio_ms": samples.len() as u64 * 1000 / u64::from(audio::WHISPER_RATE),
+                "audio_ctx": transcript.audio_ctx,
+                "refit": transcript.refit,
+                "load_ms": load_ms,
+                "transcribe_ms": transcribe_ms,
+                "threads": options.threads,
+            });
+            println!("{out}");
+        } else {
+            println!("{}", transcript.text);
+        }
     }
     Ok(())
 }

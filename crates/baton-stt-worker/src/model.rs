@@ -129,11 +129,12 @@ pub fn check_model_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Checks and loads a model (CPU only).
-pub fn load(path: &Path) -> Result<WhisperContext> {
+/// Checks and loads a model (CPU only), with flash attention when `flash_attn`.
+pub fn load(path: &Path, flash_attn: bool) -> Result<WhisperContext> {
     check_model_file(path)?;
     let mut params = WhisperContextParameters::default();
     params.use_gpu(false);
+    params.flash_attn(flash_attn);
     WhisperContext::new_with_params(path, params).map_err(|e| {
         anyhow::anyhow!(
             "{}: whisper.cpp could not load the model ({e}); download or convert it again",

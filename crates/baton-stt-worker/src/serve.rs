@@ -153,7 +153,7 @@ pub fn run() -> anyhow::Result<()> {
                 threads: t,
             } => {
                 let started = Instant::now();
-                match model::load(std::path::Path::new(&path)) {
+                match model::load(std::path::Path::new(&path), false) {
                     Ok(c) => {
                         ctx = Some(c);
                         threads = (t as usize).clamp(1, 64);
@@ -287,6 +287,7 @@ fn decode(
     let options = transcribe::Options {
         language,
         threads,
+        window: transcribe::Window::Fitted,
         draft,
         abort: Some(abort),
     };

@@ -2,19 +2,26 @@
 //! format:
 //!
 //! ```text
-//! cargo run -p baton-whisper-convert --example convert -- CT2_DIR OUT.bin
+//! cargo run -p baton-whisper-convert --example convert -- CT2_DIR OUT.bin [--q8_0]
 //! cargo run -p baton-whisper-convert --example convert -- --tiny OUT.bin
 //! ```
 //!
 //! `CT2_DIR` holds `model.bin` and `vocabulary.txt` (or `tokenizer.json`), and
-//! `config.json` when there is one. `--tiny` writes the random-weight test model instead.
+//! `config.json` when there is one. `--q8_0` stores the weight matrices as ggml's 8-bit blocks. `--tiny` writes the
+//! random-weight test model instead.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let weights = if let Some(i) = args.iter().position(|a| a == "--q8_0") {
+        args.remove(i);
+        baton_whisper_convert::Weights::Q8_0
+    } else {
+        baton_whisper_convert::Weights::F16
+    };
     let started = Instant::now();
     match args.as_slice() {
         [flag, out] if flag == "--tiny" => {
@@ -31,7 +38,7 @@ fn main() -> ExitCode {
         }
         [dir, out] => {
             let (dir, out) = (PathBuf::from(dir), PathBuf::from(out));
-            match baton_whisper_convert::convert_dir(&dir, &out) {
+            match baton_whisper_convert::convert_dir(&dir, &out, weights) {
                 Ok(r) => {
                     let h = r.hparams;
                     println!(
@@ -64,7 +71,7 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: convert CT2_DIR OUT.bin | convert --tiny OUT.bin");
+            eprintln!("usage: convert CT2_DIR OUT.bin [--q8_0] | convert --tiny OUT.bin");
             ExitCode::from(2)
         }
     }

@@ -24,7 +24,14 @@ pub enum TensorType {
     F32,
     /// IEEE half float (`GGML_TYPE_F16` = 1).
     F16,
+    /// 8-bit blocks (`GGML_TYPE_Q8_0` = 8): per 32 values of a row, one f16 scale and 32
+    /// signed bytes. Half the size of f16, and whisper.cpp's matrix products on the CPU
+    /// run faster on it.
+    Q8_0,
 }
+
+/// Values per `Q8_0` block.
+pub const Q8_0_BLOCK: usize = 32;
 
 impl TensorType {
     /// ggml's id.
@@ -32,16 +39,45 @@ impl TensorType {
         match self {
             Self::F32 => 0,
             Self::F16 => 1,
+            Self::Q8_0 => 8,
         }
     }
 
-    /// Bytes per element.
-    pub fn size(self) -> usize {
-        match self {
-            Self::F32 => 4,
-            Self::F16 => 2,
+    /// The type with ggml's id `id`, if this crate writes it.
+    pub fn from_id(id: i32) -> Option<Self> {
+        match id {
+            0 => Some(Self::F32),
+            1 => Some(Self::F16),
+            8 => Some(Self::Q8_0),
+            _ => None,
         }
     }
+
+    /// Bytes of `n` elements (`n` a multiple of the block size for block types).
+    pub fn bytes(self, n: usize) -> Option<usize> {
+        match self {
+            Self::F32 => n.checked_mul(4),
+            Self::F16 => n.checked_mul(2),
+            Self::Q8_0 => n
+                .is_multiple_of(Q8_0_BLOCK)
+                .then(|| n / Q8_0_BLOCK * (2 + Q8_0_BLOCK)),
+        }
+    }
+}
+
+/// Quantises `values` to `Q8_0` blocks the way ggml's reference quantiser does: the scale
+/// is the largest magnitude over 127, each value divided by it and rounded half away from
+/// zero.
+pub fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() / Q8_0_BLOCK * (2 + Q8_0_BLOCK));
+    for block in values.chunks(Q8_0_BLOCK) {
+        let amax = block.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&half::f16::from_f32(d).to_le_bytes());
+        out.extend(block.iter().map(|v| (v * inverse).round() as i8 as u8));
+    }
+    out
 }
 
 /// Model hyper-parameters, in file order.
@@ -159,6 +195,12 @@ impl<W: Write> GgmlWriter<W> {
                 format!("tensor {name}: shape {shape:?} for {} values", values.len()),
             ));
         }
+        if ttype == TensorType::Q8_0 && !shape[shape.len() - 1].is_multiple_of(Q8_0_BLOCK) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("tensor {name}: rows of {shape:?} do not split into blocks of 32"),
+            ));
+        }
         let out = &mut self.out;
         out.write_all(&(shape.len() as i32).to_le_bytes())?;
         out.write_all(&(name.len() as i32).to_le_bytes())?;
@@ -176,6 +218,7 @@ impl<W: Write> GgmlWriter<W> {
                 }
                 out.write_all(&buf)?;
             }
+            TensorType::Q8_0 => out.write_all(&quantize_q8_0(values))?,
         }
         self.tensors += 1;
         Ok(())
@@ -265,11 +308,9 @@ impl GgmlFile {
         while c.pos < bytes.len() {
             let n_dims = c.i32("tensor header")?;
             let name_len = c.count("tensor name length")?;
-            let ttype = match c.i32("tensor type")? {
-                0 => TensorType::F32,
-                1 => TensorType::F16,
-                t => return Err(format!("unsupported tensor type {t} at offset {}", c.pos)),
-            };
+            let t = c.i32("tensor type")?;
+            let ttype = TensorType::from_id(t)
+                .ok_or_else(|| format!("unsupported tensor type {t} at offset {}", c.pos))?;
             if !(1..=4).contains(&n_dims) {
                 return Err(format!(
                     "tensor with {n_dims} dimensions at offset {}",
@@ -284,8 +325,9 @@ impl GgmlFile {
                 .map_err(|_| "tensor name is not UTF-8".to_string())?;
             let size = ne
                 .iter()
-                .try_fold(ttype.size(), |a, &d| a.checked_mul(d))
-                .ok_or_else(|| format!("tensor {name}: extents overflow"))?;
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .and_then(|n| ttype.bytes(n))
+                .ok_or_else(|| format!("tensor {name}: extents overflow or split blocks"))?;
             let offset = c.pos;
             c.take(size, &name)?;
             tensors.push(TensorInfo {

@@ -22,7 +22,7 @@ pub mod mel;
 mod tiny;
 pub mod vocab;
 
-pub use convert::{convert_dir, convert_model, load_vocabulary, ConvertReport};
+pub use convert::{convert_dir, convert_model, load_vocabulary, ConvertReport, Weights};
 pub use tiny::{write_tiny_model, write_tiny_model_with, TinyModelSpec};
 
 use std::path::PathBuf;

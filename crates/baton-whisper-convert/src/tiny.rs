@@ -47,7 +47,13 @@ pub fn write_tiny_model(path: &Path) -> Result<()> {
 /// Writes a random-weight model of the given sizes to `path`.
 pub fn write_tiny_model_with(path: &Path, spec: &TinyModelSpec) -> Result<()> {
     let (model, tokens) = tiny_ct2_model(spec);
-    crate::convert_model(&model, &tokens, Path::new("<generated tiny model>"), path)?;
+    crate::convert_model(
+        &model,
+        &tokens,
+        Path::new("<generated tiny model>"),
+        path,
+        crate::Weights::F16,
+    )?;
     Ok(())
 }
 
