@@ -79,14 +79,21 @@ impl Layout {
 
 /// Tesseract OCR with per-image OpenCV preprocessing.
 ///
-/// One Tesseract instance is kept per language set and reused (initialising one costs
-/// about 100 ms); calls are serialised on it.
+/// A tall image is cut into horizontal bands of about equal ink (only through blank rows,
+/// so no line of text is split), recognised at the same time on as many cores (Tesseract
+/// itself runs one thread here). Tesseract instances are kept per language set and reused
+/// (initialising one costs about 100 ms).
 pub struct TesseractOcr {
     tessdata: PathBuf,
     preprocess: PreprocessOptions,
     layout: Layout,
-    cached: Mutex<Option<(String, Tesseract)>>,
+    idle: Mutex<Vec<(String, Tesseract)>>,
 }
+
+/// At most this many bands are recognised at once.
+const MAX_BANDS: usize = 4;
+/// A band is at least this many rows of the processed image.
+const MIN_BAND_ROWS: usize = 96;
 
 impl std::fmt::Debug for TesseractOcr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -144,7 +151,7 @@ impl TesseractOcr {
             tessdata,
             preprocess: PreprocessOptions::default(),
             layout: Layout::Auto,
-            cached: Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
         }
     }
 
@@ -203,39 +210,181 @@ impl TesseractOcr {
 
     fn run_tesseract(&self, langs: &str, pre: &Preprocessed) -> Result<String, VisionError> {
         let gray = &pre.gray;
-        let (w, h) = (gray.cols(), gray.rows());
+        let (w, h) = (gray.cols() as usize, gray.rows() as usize);
         let data = bytes(gray)?;
-        let mut guard = self.cached.lock().map_err(|_| {
-            VisionError::Failed("the OCR engine was poisoned by an earlier crash".into())
-        })?;
-        let tess = match guard.take() {
-            Some((l, t)) if l == langs => t,
-            _ => {
-                let dir = self.tessdata.to_string_lossy().into_owned();
-                Tesseract::new(Some(&dir), Some(langs))
-                    .map_err(|e| {
-                        VisionError::Model(format!(
-                            "Tesseract could not load `{langs}` from {dir}: {e}"
-                        ))
-                    })?
-                    // Tesseract prints layout statistics to stderr on some inputs.
-                    .set_variable("debug_file", "/dev/null")
-                    .map_err(|e| VisionError::Failed(format!("cannot configure Tesseract: {e}")))?
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let bands = ink_bands(data, w, h, cores.min(MAX_BANDS));
+        let mut engines = Vec::with_capacity(bands.len());
+        for _ in &bands {
+            engines.push(self.engine(langs)?);
+        }
+        let psm = self.layout.psm();
+        let results: Vec<Result<(Tesseract, String), VisionError>> = std::thread::scope(|scope| {
+            let running: Vec<_> = bands
+                .iter()
+                .zip(engines)
+                .map(|(&(top, bottom), tess)| {
+                    let rows = &data[top * w..bottom * w];
+                    scope.spawn(move || recognize_band(tess, psm, rows, w, bottom - top))
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|r| {
+                    r.join().unwrap_or_else(|_| {
+                        Err(VisionError::Failed("Tesseract crashed on the image".into()))
+                    })
+                })
+                .collect()
+        });
+        let mut tsv = String::new();
+        let mut failure = None;
+        for (i, (result, &(top, _))) in results.into_iter().zip(&bands).enumerate() {
+            match result {
+                Ok((tess, band)) => {
+                    shift_tsv(&band, i, top, &mut tsv);
+                    self.idle
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((langs.to_owned(), tess));
+                }
+                Err(e) => failure = Some(e),
             }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(tsv),
+        }
+    }
+
+    /// An idle Tesseract instance for `langs`, or a new one.
+    fn engine(&self, langs: &str) -> Result<Tesseract, VisionError> {
+        {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = idle.iter().position(|(l, _)| l == langs) {
+                return Ok(idle.swap_remove(i).1);
+            }
+            // Instances of other languages are not wanted any more.
+            idle.clear();
+        }
+        let dir = self.tessdata.to_string_lossy().into_owned();
+        Tesseract::new(Some(&dir), Some(langs))
+            .map_err(|e| {
+                VisionError::Model(format!(
+                    "Tesseract could not load `{langs}` from {dir}: {e}"
+                ))
+            })?
+            // Tesseract prints layout statistics to stderr on some inputs.
+            .set_variable("debug_file", "/dev/null")
+            .map_err(|e| VisionError::Failed(format!("cannot configure Tesseract: {e}")))
+    }
+}
+
+/// Recognises one band (8-bit gray rows of width `w`) and returns the instance with its TSV.
+fn recognize_band(
+    mut tess: Tesseract,
+    psm: tesseract::PageSegMode,
+    rows: &[u8],
+    w: usize,
+    h: usize,
+) -> Result<(Tesseract, String), VisionError> {
+    tess.set_page_seg_mode(psm);
+    let mut tess = tess
+        .set_frame(rows, w as i32, h as i32, 1, w as i32)
+        .map_err(|e| VisionError::Failed(format!("Tesseract refused the image: {e}")))?
+        .set_source_resolution(300)
+        .recognize()
+        .map_err(|e| VisionError::Failed(format!("Tesseract recognition failed: {e}")))?;
+    let tsv = tess
+        .get_tsv_text(0)
+        .map_err(|e| VisionError::Failed(format!("Tesseract gave no result: {e}")))?;
+    Ok((tess, tsv))
+}
+
+/// Up to `parts` horizontal bands `(top, bottom)` of a `w` × `h` gray image (dark ink on
+/// light), with about equal text each, cut only in the middle of runs of rows without
+/// strokes.
+fn ink_bands(data: &[u8], w: usize, h: usize, parts: usize) -> Vec<(usize, usize)> {
+    let whole = vec![(0, h)];
+    if parts < 2 || h < 2 * MIN_BAND_ROWS || w == 0 {
+        return whole;
+    }
+    // Text is measured by its strokes (light-to-dark edges along a row), which a solid
+    // dark bar or frame has few of.
+    let ink: Vec<u64> = data
+        .chunks_exact(w)
+        .take(h)
+        .map(|row| row.windows(2).filter(|p| p[0] >= 128 && p[1] < 128).count() as u64)
+        .collect();
+    let total: u64 = ink.iter().sum();
+    if total == 0 {
+        return whole;
+    }
+    // The middle row of every run of at least two blank rows: where a cut splits no glyph.
+    let mut gaps = Vec::new();
+    let mut run_start = None;
+    for (y, &n) in ink.iter().chain(std::iter::once(&1)).enumerate() {
+        match (n == 0, run_start) {
+            (true, None) => run_start = Some(y),
+            (false, Some(start)) => {
+                if y - start >= 2 {
+                    gaps.push((start + y) / 2);
+                }
+                run_start = None;
+            }
+            _ => {}
+        }
+    }
+    let mut cuts = Vec::new();
+    let mut acc = 0u64;
+    let mut target = 1;
+    for (y, &n) in ink.iter().enumerate() {
+        acc += n;
+        if target < parts && acc * parts as u64 >= total * target as u64 {
+            target += 1;
+            let last = cuts.last().copied().unwrap_or(0);
+            let nearest = gaps
+                .iter()
+                .copied()
+                .filter(|&g| g >= last + MIN_BAND_ROWS && g + MIN_BAND_ROWS <= h)
+                .min_by_key(|&g| g.abs_diff(y));
+            if let Some(g) = nearest {
+                if !cuts.contains(&g) {
+                    cuts.push(g);
+                }
+            }
+        }
+    }
+    cuts.sort_unstable();
+    let mut bands = Vec::new();
+    let mut top = 0;
+    for cut in cuts {
+        if cut > top {
+            bands.push((top, cut));
+            top = cut;
+        }
+    }
+    bands.push((top, h));
+    bands
+}
+
+/// Appends the word rows of band `index` (starting at row `top`) to `out`, with its blocks
+/// numbered apart from other bands' and its boxes moved down to the whole image.
+fn shift_tsv(band: &str, index: usize, top: usize, out: &mut String) {
+    for row in band.lines() {
+        let mut cols: Vec<String> = row.splitn(12, '\t').map(str::to_owned).collect();
+        if cols.len() < 12 || cols[0] == "level" {
+            continue;
+        }
+        let shift = |v: &str, by: i64| {
+            v.trim()
+                .parse::<i64>()
+                .map_or(v.to_owned(), |n| (n + by).to_string())
         };
-        let mut tess = tess;
-        tess.set_page_seg_mode(self.layout.psm());
-        let mut tess = tess
-            .set_frame(data, w, h, 1, w)
-            .map_err(|e| VisionError::Failed(format!("Tesseract refused the image: {e}")))?
-            .set_source_resolution(300)
-            .recognize()
-            .map_err(|e| VisionError::Failed(format!("Tesseract recognition failed: {e}")))?;
-        let tsv = tess
-            .get_tsv_text(0)
-            .map_err(|e| VisionError::Failed(format!("Tesseract gave no result: {e}")))?;
-        *guard = Some((langs.to_owned(), tess));
-        Ok(tsv)
+        cols[2] = shift(&cols[2], index as i64 * 100_000);
+        cols[7] = shift(&cols[7], top as i64);
+        out.push_str(&cols.join("\t"));
+        out.push('\n');
     }
 }
 
@@ -345,6 +494,76 @@ mod tests {
                 width: 50,
                 height: 12
             }
+        );
+    }
+
+    /// A white `w` × `h` image with a line of "text" (alternating dark and light pixels)
+    /// on each of `rows` (8 rows tall each).
+    fn page(w: usize, h: usize, rows: &[usize]) -> Vec<u8> {
+        let mut data = vec![255u8; w * h];
+        for &top in rows {
+            for y in top..top + 8 {
+                for x in (0..w).step_by(4) {
+                    data[y * w + x] = 0;
+                }
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn bands_split_the_text_evenly_through_blank_rows() {
+        let lines: Vec<usize> = (0..20).map(|i| 10 + i * 20).collect();
+        let data = page(100, 420, &lines);
+        let bands = ink_bands(&data, 100, 420, 2);
+        assert_eq!(bands.len(), 2, "{bands:?}");
+        assert_eq!((bands[0].0, bands[1].1), (0, 420));
+        assert_eq!(bands[0].1, bands[1].0);
+        let cut = bands[0].1;
+        assert!(
+            lines.iter().all(|&l| cut <= l || cut >= l + 8),
+            "cut {cut} splits a line"
+        );
+        assert!(
+            (190..=230).contains(&cut),
+            "cut {cut} is not near the middle of the text"
+        );
+    }
+
+    #[test]
+    fn a_solid_bar_does_not_count_as_text_and_small_images_stay_whole() {
+        // A dark bar over the top third and text below: the cut falls inside the text.
+        let lines: Vec<usize> = (0..10).map(|i| 210 + i * 20).collect();
+        let mut data = page(100, 420, &lines);
+        data[..100 * 140].fill(0);
+        let bands = ink_bands(&data, 100, 420, 2);
+        assert_eq!(bands.len(), 2, "{bands:?}");
+        assert!(bands[0].1 > 250, "{bands:?}");
+        assert_eq!(
+            ink_bands(&page(100, 150, &[10, 60, 110]), 100, 150, 4),
+            [(0, 150)]
+        );
+        assert_eq!(ink_bands(&vec![255; 100 * 400], 100, 400, 4), [(0, 400)]);
+    }
+
+    #[test]
+    fn band_rows_are_moved_down_and_their_blocks_kept_apart() {
+        let mut out = String::new();
+        shift_tsv(TSV, 1, 500, &mut out);
+        let hello = out.lines().find(|l| l.ends_with("Hello")).unwrap();
+        let cols: Vec<&str> = hello.split('\t').collect();
+        assert_eq!((cols[2], cols[7]), ("100001", "510"));
+        assert!(!out.contains("level"));
+        let mut both = String::new();
+        shift_tsv(TSV, 0, 0, &mut both);
+        shift_tsv(TSV, 1, 500, &mut both);
+        let parsed = parse_tsv(&both, |b| *b);
+        assert_eq!(parsed.words.len(), 8);
+        assert_eq!(parsed.words[4].bbox.y, 510);
+        assert!(
+            parsed.text.contains("Next\n\nHello world"),
+            "{}",
+            parsed.text
         );
     }
 

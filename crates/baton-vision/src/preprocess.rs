@@ -44,7 +44,7 @@ pub struct PreprocessOptions {
 impl Default for PreprocessOptions {
     fn default() -> Self {
         Self {
-            target_glyph_height: 22.0,
+            target_glyph_height: 18.0,
             max_scale: 4.0,
             max_pixels: 16_000_000.0,
             invert_dark: true,

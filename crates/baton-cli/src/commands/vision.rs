@@ -413,6 +413,13 @@ fn bench_in(args: &BenchOcrArgs, runs: u32, tmp: &Path, json: bool) -> anyhow::R
         },
         "capture": capture,
     });
+    let mut report = report;
+    if let Some(cli) = report["tesseract_cli"]["ms"].as_f64() {
+        let ours = report["baton"]["preprocess_and_ocr_ms"]
+            .as_f64()
+            .unwrap_or(0.0);
+        report["baton_over_cli"] = serde_json::json!(ours / cli);
+    }
     if json {
         return print_json(&report);
     }
@@ -441,10 +448,16 @@ fn bench_in(args: &BenchOcrArgs, runs: u32, tmp: &Path, json: bool) -> anyhow::R
             .unwrap_or(0.0)
     );
     match report["tesseract_cli"]["ms"].as_f64() {
-        Some(t) => println!(
-            "tesseract CLI             {t:>8.1} ms   CER {}",
-            pct(cli_cer)
-        ),
+        Some(t) => {
+            println!(
+                "tesseract CLI             {t:>8.1} ms   CER {}",
+                pct(cli_cer)
+            );
+            println!(
+                "baton / tesseract CLI     {:>8.3}      (OCR of the same image, lower is faster)",
+                report["baton_over_cli"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
         None => println!("tesseract CLI             not installed"),
     }
     if let Some(c) = capture.get("capture_ms").and_then(|v| v.as_f64()) {
