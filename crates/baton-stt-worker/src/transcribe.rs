@@ -44,8 +44,8 @@ pub enum Window {
     /// whisper-base on 2 cores).
     Full,
     /// The audio there is plus a margin (about 6x faster for a 5 s utterance). The result
-    /// is checked ([`doubt`]) and decoded again with the full window when it looks cut
-    /// short, repeats itself or is empty; drafts skip the check.
+    /// is checked ([`doubt`]) and decoded again with a 10 s window, then the full one, when
+    /// it looks cut short, repeats itself or is empty; drafts skip the check.
     #[default]
     Fitted,
 }
@@ -78,7 +78,7 @@ pub struct Transcript {
     pub segments: Vec<Segment>,
     /// Encoder positions the text was decoded with (1500: the full 30 s window).
     pub audio_ctx: i32,
-    /// Why a fitted window's text was not trusted and the audio decoded again with the full
+    /// Why a fitted window's text was not trusted and the audio decoded again with a wider
     /// window, if it was.
     pub refit: Option<String>,
 }
@@ -164,9 +164,10 @@ fn log_line(line: &str) {
     eprintln!("baton-stt-worker: {line}");
 }
 
-/// Why a fitted window's text may be wrong, if it may: the words stop well before the
-/// voice in the audio does (whisper cut the end off), too few words for the seconds of
-/// voice, or a phrase repeated over and over (whisper's loop on audio it cannot place).
+/// Why a fitted window's text may be wrong, if it may: no words, too few words for the
+/// seconds of voice (lost) or far too many (written twice), the words stop well before the
+/// voice in the audio does (whisper cut the end off), or a phrase said again right after
+/// itself (whisper's loop on audio it cannot place).
 pub fn doubt(transcript: &Transcript, samples: &[f32]) -> Option<String> {
     let voice = voiced_span(samples)?;
     let words = transcript.text.split_whitespace().count();

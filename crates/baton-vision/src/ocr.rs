@@ -79,10 +79,10 @@ impl Layout {
 
 /// Tesseract OCR with per-image OpenCV preprocessing.
 ///
-/// A tall image is cut into horizontal bands of about equal ink (only through blank rows,
+/// A tall image is cut into horizontal bands of about equal text (only through blank rows,
 /// so no line of text is split), recognised at the same time on as many cores (Tesseract
-/// itself runs one thread here). Tesseract instances are kept per language set and reused
-/// (initialising one costs about 100 ms).
+/// itself runs one thread here). Up to four Tesseract instances are kept per
+/// language set and reused (initialising one costs about 100 ms).
 pub struct TesseractOcr {
     tessdata: PathBuf,
     preprocess: PreprocessOptions,
@@ -243,10 +243,10 @@ impl TesseractOcr {
             match result {
                 Ok((tess, band)) => {
                     shift_tsv(&band, i, top, &mut tsv);
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((langs.to_owned(), tess));
+                    let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                    if idle.len() < MAX_BANDS {
+                        idle.push((langs.to_owned(), tess));
+                    }
                 }
                 Err(e) => failure = Some(e),
             }
