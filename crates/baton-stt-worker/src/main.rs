@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod audio;
+mod draft;
 mod model;
 mod serve;
 mod transcribe;
