@@ -35,9 +35,18 @@ export XDG_CONFIG_HOME="$WORK/xdg-config" XDG_DATA_HOME="$WORK/xdg-data" XDG_CAC
 export WEBKIT_DISABLE_DMABUF_RENDERER=1 NO_AT_BRIDGE=1 BATON_LOG=info
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Proportional set size: shared library pages split among the processes mapping them.
+pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+# The five mappings holding the most resident memory, "MiB name" each.
+largest() {
+  awk '/^[0-9a-f]+-[0-9a-f]+ / {name = (NF >= 6 ? $6 : "[anonymous]"); sub(/.*\//, "", name)}
+       /^Rss:/ {kib[name] += $2}
+       END {for (n in kib) printf "%d MiB %s\n", kib[n] / 1024, n}' "/proc/$1/smaps" 2>/dev/null |
+    sort -rn | head -5 | paste -sd, - | sed 's/,/, /g'
+}
 descendants() { local p; for p in $(pgrep -P "$1" || true); do echo "$p"; descendants "$p"; done; }
 
-starts=(); rss_app=(); rss_all=()
+starts=(); rss_app=(); rss_all=(); pss_app=()
 for run in $(seq "$RUNS"); do
   log="$WORK/run$run.log"
   t0=$(date +%s%N)
@@ -54,11 +63,12 @@ for run in $(seq "$RUNS"); do
   app=$(pgrep -n -f "^$APP" || true)
   a=$(rss_kib "$app"); total=$a
   for p in $(descendants "$app"); do total=$((total + $(rss_kib "$p"))); done
-  rss_app+=($((a / 1024))); rss_all+=($((total / 1024)))
-  echo "run $run: interactive after ${starts[-1]} ms; idle RSS app ${rss_app[-1]} MiB, with WebKit processes ${rss_all[-1]} MiB (the app's own log: $(grep -o 'window interactive.*' "$log" | sed 's/\x1b\[[0-9;]*m//g'))"
+  rss_app+=($((a / 1024))); rss_all+=($((total / 1024))); pss_app+=($(($(pss_kib "$app") / 1024)))
+  echo "run $run: interactive after ${starts[-1]} ms; idle RSS app ${rss_app[-1]} MiB (PSS ${pss_app[-1]} MiB), with WebKit processes ${rss_all[-1]} MiB (the app's own log: $(grep -o 'window interactive.*' "$log" | sed 's/\x1b\[[0-9;]*m//g'))"
+  (( run == RUNS )) && echo "largest in the app: $(largest "$app")"
   kill "$app" 2>/dev/null || true
   wait "$bus" 2>/dev/null || true
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "cold start to interactive window: median $(median "${starts[@]}") ms over $RUNS runs (first run $(echo "${starts[0]}") ms)"
-echo "idle RSS: app $(median "${rss_app[@]}") MiB; app + WebKit web/network processes $(median "${rss_all[@]}") MiB"
+echo "idle RSS: app $(median "${rss_app[@]}") MiB (PSS $(median "${pss_app[@]}") MiB); app + WebKit web/network processes $(median "${rss_all[@]}") MiB"
