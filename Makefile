@@ -123,7 +123,7 @@ bench: build
 	$(BATON) bench store
 
 # Desktop app: cold start to an interactive window and idle memory, of the release build
-# (what people run; the debug binary alone adds about 40 MiB of resident code).
+# (what people run; the debug binary adds about 15 MiB of resident code).
 bench-app: ui
 	$(CARGO) build --release -p baton-app
 	BATON_APP=$(CARGO_TARGET_DIR)/release/baton-app bash tests/e2e/bench.sh

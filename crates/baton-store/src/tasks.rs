@@ -560,6 +560,9 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((attempt,)) = claimed else {
+            // Roll back now: a dropped transaction keeps its write lock until the
+            // pooled connection is used again, and other writers time out on it.
+            tx.rollback().await?;
             return Ok(None);
         };
         event(
@@ -646,6 +649,9 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((attempt, deadline)) = done else {
+            // Roll back now: a dropped transaction keeps its write lock until the
+            // pooled connection is used again, and other writers time out on it.
+            tx.rollback().await?;
             return Ok(false);
         };
         let reason = match deadline {
@@ -693,6 +699,9 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((attempt, max_attempts, backoff)) = row else {
+            // Roll back now: a dropped transaction keeps its write lock until the
+            // pooled connection is used again, and other writers time out on it.
+            tx.rollback().await?;
             return Ok(None);
         };
         let state = after_failure(
