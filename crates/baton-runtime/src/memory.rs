@@ -460,7 +460,9 @@ impl Runtime {
                 Some(s) => s >= RECALL_MIN_SIMILARITY,
                 None => !by_meaning && out.len() < 2,
             };
-            if !relevant {
+            // The same question asked before tells the model nothing, and led Qwen 1.5B
+            // to answer it with a made-up value next to the real one.
+            if !relevant || same_words(&hit.full_text, question) {
                 continue;
             }
             let text = passage(&hit.full_text, RECALL_SNIPPET_CHARS.min(budget));
@@ -480,6 +482,20 @@ impl Runtime {
         }
         Ok(out)
     }
+}
+
+/// Whether `a` and `b` have the same words, ignoring case and punctuation.
+fn same_words(a: &str, b: &str) -> bool {
+    let words = |t: &str| -> Vec<String> {
+        t.split_whitespace()
+            .map(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            })
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    words(a) == words(b)
 }
 
 /// Characters per token assumed when budgeting text for a model (English averages about
@@ -509,4 +525,21 @@ pub(crate) fn memory_message(sources: &[baton_store::MessageSource]) -> String {
         text.push_str(&format!("\n[{}] ({what}) {}\n", s.n, s.text));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_words;
+
+    #[test]
+    fn a_question_asked_again_has_the_same_words() {
+        assert!(same_words(
+            "What is the code of my locker at the swimming pool?",
+            "what is the code of my locker at the swimming pool"
+        ));
+        assert!(!same_words(
+            "The code of your locker at the swimming pool is 4719.",
+            "What is the code of my locker at the swimming pool?"
+        ));
+    }
 }
