@@ -10,7 +10,7 @@ pub const WHOLE_DRAFT_SECONDS: f64 = 4.0;
 pub const TAIL_SECONDS: f64 = 3.0;
 
 /// A word compared without case or punctuation.
-fn plain(word: &str) -> String {
+pub fn plain(word: &str) -> String {
     word.trim_matches(|c: char| !c.is_alphanumeric())
         .to_lowercase()
 }

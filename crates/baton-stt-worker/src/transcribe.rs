@@ -180,10 +180,7 @@ pub fn doubt(transcript: &Transcript, samples: &[f32]) -> Option<String> {
     // that, words were lost; far over it, a sentence was written twice (whisper's habit
     // with a short command in a fitted window).
     let rate = words as f64 / voiced_seconds.max(0.2);
-    if voiced_seconds >= 2.0 && rate < 1.0 {
-        return Some(format!("{words} words for {voiced_seconds:.1} s of voice"));
-    }
-    if rate > 8.0 {
+    if (voiced_seconds >= 2.0 && rate < 1.0) || rate > 8.0 {
         return Some(format!("{words} words for {voiced_seconds:.1} s of voice"));
     }
     let last_end = transcript
@@ -241,13 +238,7 @@ fn voiced_span(samples: &[f32]) -> Option<VoicedSpan> {
 /// A phrase said again right after itself (three words or more: "open the settings open
 /// the settings"), or a shorter one four times in a row, if any.
 fn repeated_phrase(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric())
-                .to_lowercase()
-        })
-        .collect();
+    let words: Vec<String> = text.split_whitespace().map(crate::draft::plain).collect();
     for n in 1..=words.len() / 2 {
         for start in 0..words.len() {
             let Some(phrase) = words.get(start..start + n) else {

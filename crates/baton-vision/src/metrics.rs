@@ -8,8 +8,8 @@ pub fn normalize_text(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Levenshtein distance between two character sequences.
-pub fn edit_distance(a: &[char], b: &[char]) -> usize {
+/// Levenshtein distance between two sequences (characters for OCR, words for speech).
+pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     let mut cur = vec![0; b.len() + 1];
     for (i, ca) in a.iter().enumerate() {

@@ -118,17 +118,7 @@ fn words(text: &str) -> Vec<String> {
 /// Word-level edit distance (substitutions, insertions, deletions) from `reference` to
 /// `heard`.
 fn word_errors(reference: &[String], heard: &[String]) -> usize {
-    let mut row: Vec<usize> = (0..=heard.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, h) in heard.iter().enumerate() {
-            let substitution = diagonal + usize::from(r != h);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[heard.len()]
+    baton_vision::metrics::edit_distance(reference, heard)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
