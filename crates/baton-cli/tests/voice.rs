@@ -559,11 +559,15 @@ fn bad_audio_files_and_a_missing_audio_device_are_explained() {
         w.finalize().unwrap();
     }
     std::fs::write(&truncated, &header[..header.len() / 3]).unwrap();
+    // Issue 19: a header claiming 4,294,967,074 Hz kept the resampler busy for minutes.
+    let absurd_rate = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../baton-fuzz/regressions/audio/issue-19-rate-4294967074-hz.wav");
     for (file, expect) in [
         (empty.as_path(), "empty"),
         (text.as_path(), "not"),
         (truncated.as_path(), "cut.wav"),
         (Path::new("/nonexistent/x.mp3"), "x.mp3"),
+        (absurd_rate.as_path(), "4294967074 hz"),
     ] {
         let out = env.run(&["transcribe", file.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&out.stderr);

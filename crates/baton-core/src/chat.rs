@@ -88,8 +88,10 @@ impl ChatMessage {
 #[serde(default)]
 pub struct SamplingParams {
     /// Softmax temperature; 0 means greedy.
+    #[serde(deserialize_with = "finite_f32")]
     pub temperature: f32,
     /// Nucleus sampling mass.
+    #[serde(deserialize_with = "finite_f32")]
     pub top_p: f32,
     /// Keep only the k most likely tokens (0 disables).
     pub top_k: u32,
@@ -100,11 +102,26 @@ pub struct SamplingParams {
     /// Seed for reproducible sampling.
     pub seed: Option<u64>,
     /// Penalty (OpenAI's `presence_penalty`, -2..2) on tokens that already appeared.
+    #[serde(deserialize_with = "finite_f32")]
     pub presence_penalty: f32,
     /// Penalty (OpenAI's `frequency_penalty`, -2..2) growing with how often a token appeared.
+    #[serde(deserialize_with = "finite_f32")]
     pub frequency_penalty: f32,
     /// The shape the output must have (JSON, a JSON Schema, a grammar); `None`: free text.
     pub format: Option<OutputFormat>,
+}
+
+/// Reads an `f32` that must be finite: JSON numbers past `f32::MAX` (such as `1e307`)
+/// would read as infinity and then be written as `null`, a line no reader takes back.
+fn finite_f32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    let v = <f32 as Deserialize>::deserialize(d)?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{v} is not a usable number (out of range for a 32-bit float)"
+        )))
+    }
 }
 
 impl Default for SamplingParams {

@@ -124,14 +124,25 @@ pub fn read_document(path: &Path) -> Result<Extracted, Skip> {
 }
 
 /// Cuts text into overlapping chunks of [`CHUNK_CHARS`] characters at the largest
-/// boundary that fits (heading, paragraph, line, sentence, word).
+/// boundary that fits (heading, paragraph, line, sentence, word). Long texts are cut into
+/// pieces first (see [`pieces`]), so chunks do not overlap across a piece's end.
 pub fn chunk(text: &str, format: Format) -> Vec<String> {
-    let config = ChunkConfig::new(CHUNK_CHARS.0..CHUNK_CHARS.1)
-        .with_overlap(CHUNK_OVERLAP)
-        .expect("the overlap is smaller than the chunk");
+    let config = || {
+        ChunkConfig::new(CHUNK_CHARS.0..CHUNK_CHARS.1)
+            .with_overlap(CHUNK_OVERLAP)
+            .expect("the overlap is smaller than the chunk")
+    };
+    let text = bound_lines(text);
+    let pieces = pieces(&text);
     let chunks: Vec<&str> = match format {
-        Format::Markdown => MarkdownSplitter::new(config).chunks(text).collect(),
-        _ => TextSplitter::new(config).chunks(text).collect(),
+        Format::Markdown => {
+            let splitter = MarkdownSplitter::new(config());
+            pieces.iter().flat_map(|p| splitter.chunks(p)).collect()
+        }
+        _ => {
+            let splitter = TextSplitter::new(config());
+            pieces.iter().flat_map(|p| splitter.chunks(p)).collect()
+        }
     };
     chunks
         .into_iter()
@@ -139,6 +150,82 @@ pub fn chunk(text: &str, format: Format) -> Vec<String> {
         .filter(|c| !c.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Lines longer than this are broken before chunking (see [`bound_lines`]).
+const LONG_LINE: usize = 4096;
+/// Text is chunked in pieces of at most this many bytes (see [`pieces`]).
+const PIECE: usize = 8 * 1024;
+
+/// Breaks every line longer than [`LONG_LINE`] bytes into lines of at most that length,
+/// at a space where one is near, else between characters. The splitter's time grows with
+/// the square of its longest line: a 320 KB line (minified code, a base64 image, a log
+/// without newlines) took 4.7 s and 2 MB minutes. Only where lines end changes.
+fn bound_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.lines().all(|l| l.len() <= LONG_LINE) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + text.len() / LONG_LINE + 1);
+    for line in text.split_inclusive('\n') {
+        let mut rest = line;
+        while rest.len() > LONG_LINE {
+            let mut cut = LONG_LINE;
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            // A space in the last quarter makes a nicer break than a cut inside a word.
+            // Without one, the cut comes at a quarter of the line: the splitter cuts a
+            // word longer than a chunk character by character, in time that grows with
+            // the square of the word.
+            let (head, tail) = match rest[..cut].rfind(' ').filter(|&i| i >= cut * 3 / 4) {
+                Some(space) => (&rest[..space], &rest[space + 1..]),
+                None => {
+                    let mut cut = LONG_LINE / 4;
+                    while !rest.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    rest.split_at(cut)
+                }
+            };
+            out.push_str(head);
+            out.push('\n');
+            rest = tail;
+        }
+        out.push_str(rest);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Cuts text with lines of at most [`LONG_LINE`] bytes into pieces of at most [`PIECE`]
+/// bytes, each ending at a line break: before a heading, else at an empty line, else at
+/// any line break in its second half. The Markdown splitter's time grows with the square
+/// of a text's Markdown events (30,000 quotes took 2 s, 100,000 a minute); in pieces it
+/// grows in step with the text.
+fn pieces(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > PIECE {
+        let mut end = PIECE;
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let window = &rest[..end];
+        let half = end / 2;
+        let cut = [
+            window.rfind("\n#"),
+            window.rfind("\n\n"),
+            window.rfind('\n'),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|&at| at >= half)
+        .map(|at| at + 1)
+        .unwrap_or(end);
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    out.push(rest);
+    out
 }
 
 /// UTF-8 text, or why the bytes are not text.
@@ -209,6 +296,39 @@ mod tests {
             "{tail:?} not in {:?}",
             chunks[1]
         );
+    }
+
+    /// Found by the `document` fuzz target: one 160 KB line took 11 s to chunk, a Markdown
+    /// paragraph of nested JSON 3 s.
+    #[test]
+    fn very_long_lines_are_chunked_whole() {
+        let words = (0..40_000)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let base64 = "QUJDRA".repeat(50_000) + "END";
+        let multibyte = "é".repeat(10_000);
+        for (text, last) in [(words, "w39999"), (base64, "END"), (multibyte, "é")] {
+            let broken = bound_lines(&text);
+            assert!(broken.lines().all(|l| l.len() <= LONG_LINE));
+            assert_eq!(broken.replace(['\n', ' '], ""), text.replace(' ', ""));
+            let chunks = chunk(&text, Format::Markdown);
+            assert!(
+                chunks.len() > text.len() / CHUNK_CHARS.1,
+                "{}",
+                chunks.len()
+            );
+            assert!(chunks.iter().all(|c| c.chars().count() <= CHUNK_CHARS.1));
+            assert!(chunks.last().unwrap().ends_with(last));
+        }
+        let short = "a line\nanother\n";
+        assert!(matches!(bound_lines(short), std::borrow::Cow::Borrowed(_)));
+        // 30,000 quotes in one Markdown text took 2 s to chunk.
+        let quotes = "\"a \"b\n".repeat(15_000);
+        let cut = pieces(&quotes);
+        assert_eq!(cut.concat(), quotes);
+        assert!(cut.iter().all(|p| p.len() <= PIECE && p.ends_with('\n')));
+        assert!(chunk(&quotes, Format::Markdown).len() > quotes.len() / CHUNK_CHARS.1);
     }
 
     #[test]

@@ -22,6 +22,13 @@ pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 pub const MAX_DURATION_SECS: u64 = 4 * 3600;
 /// The rate speech models want.
 pub const SPEECH_RATE: u32 = 16_000;
+/// Lowest sample rate accepted: below it a header is damaged, not recorded audio.
+pub const MIN_SAMPLE_RATE: u32 = 1_000;
+/// Highest sample rate accepted (studio audio goes to 768 kHz). A damaged header claiming
+/// billions of samples a second once kept the resampler busy for minutes.
+pub const MAX_SAMPLE_RATE: u32 = 768_000;
+/// Most channels accepted (symphonia's channel masks hold 32).
+pub const MAX_CHANNELS: u16 = 32;
 
 /// Decodes a WAV, MP3, FLAC or OGG/Vorbis file at any sample rate and channel count into
 /// mono `f32` samples (channels averaged) at the file's own sample rate.
@@ -50,14 +57,78 @@ pub fn decode_file(path: impl AsRef<Path>) -> Result<AudioBuffer> {
         });
     }
     let mut file = File::open(path).map_err(|e| io_error(path, e))?;
-    let mut head = Vec::with_capacity(16);
+    let mut head = Vec::with_capacity(HEAD_BYTES as usize);
     (&mut file)
-        .take(16)
+        .take(HEAD_BYTES)
         .read_to_end(&mut head)
         .map_err(|e| io_error(path, e))?;
     if let Some(what) = not_audio(&head) {
         return Err(SpeechInputError::NotAudio { path: p(), what });
     }
+    if let Some(reason) = wav_header_problem(&head) {
+        return Err(SpeechInputError::Corrupt { path: p(), reason });
+    }
+    // Symphonia panics on some damaged files (a zero time base, an overflowing channel
+    // mask): a panic is a damaged file too, never the end of the app.
+    std::panic::catch_unwind(|| decode_checked(path, meta.len(), &head)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(SpeechInputError::Corrupt {
+            path: p(),
+            reason: format!("the decoder gave up on damaged data ({what})"),
+        })
+    })
+}
+
+/// Bytes read before decoding, to recognise the format and check a WAV header.
+const HEAD_BYTES: u64 = 4096;
+
+/// The WAV header's `fmt ` fields, when `head` starts a RIFF/WAVE file and holds them:
+/// a reason to refuse the file when they cannot describe real audio.
+fn wav_header_problem(head: &[u8]) -> Option<String> {
+    if !(head.starts_with(b"RIFF") || head.starts_with(b"RF64")) || head.get(8..12) != Some(b"WAVE")
+    {
+        return None;
+    }
+    let u16_at = |at: usize| {
+        head.get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u32_at = |at: usize| {
+        head.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let mut at = 12;
+    while let (Some(id), Some(size)) = (head.get(at..at + 4), u32_at(at + 4)) {
+        if id == b"fmt " {
+            let (channels, rate, bits) = (u16_at(at + 10)?, u32_at(at + 12)?, u16_at(at + 22)?);
+            return if channels == 0 || channels > MAX_CHANNELS {
+                Some(format!(
+                    "the WAV header claims {channels} channels; audio has 1 to {MAX_CHANNELS}"
+                ))
+            } else if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
+                Some(format!(
+                    "the WAV header claims a sample rate of {rate} Hz; audio is recorded at {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz, so the header is damaged"
+                ))
+            } else if bits == 0 || bits > 64 {
+                Some(format!(
+                    "the WAV header claims {bits} bits a sample; audio has 8 to 64"
+                ))
+            } else {
+                None
+            };
+        }
+        at = at.checked_add(8 + size as usize + (size as usize & 1))?;
+    }
+    None
+}
+
+/// [`decode_file`] past the checks of the file itself.
+fn decode_checked(path: &Path, file_len: u64, head: &[u8]) -> Result<AudioBuffer> {
+    let p = || path.to_path_buf();
     let file = File::open(path).map_err(|e| io_error(path, e))?;
     let mss = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
@@ -98,6 +169,14 @@ pub fn decode_file(path: impl AsRef<Path>) -> Result<AudioBuffer> {
             path: p(),
             reason: "the header gives no sample rate".into(),
         })?;
+    if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
+        return Err(SpeechInputError::Corrupt {
+            path: p(),
+            reason: format!(
+                "the header claims a sample rate of {rate} Hz; audio is recorded at {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz, so the header is damaged"
+            ),
+        });
+    }
     if let Some(n) = params.n_frames {
         if n / u64::from(rate) > MAX_DURATION_SECS {
             return Err(SpeechInputError::TooLong {
@@ -113,8 +192,9 @@ pub fn decode_file(path: impl AsRef<Path>) -> Result<AudioBuffer> {
             reason: e.to_string(),
         })?;
     let max_frames = MAX_DURATION_SECS * u64::from(rate);
+    // The header's frame count is a claim: reserve no more than the file could hold.
     let mut mono: Vec<f32> =
-        Vec::with_capacity(params.n_frames.unwrap_or(0).min(max_frames) as usize);
+        Vec::with_capacity(params.n_frames.unwrap_or(0).min(max_frames).min(file_len) as usize);
     let mut sample_buf: Option<SampleBuffer<f32>> = None;
     let (mut good, mut bad, mut last_bad) = (0usize, 0usize, String::new());
     loop {
@@ -162,14 +242,18 @@ pub fn decode_file(path: impl AsRef<Path>) -> Result<AudioBuffer> {
         let buf = sample_buf.as_mut().expect("allocated above");
         buf.copy_interleaved_ref(decoded);
         let samples = buf.samples();
+        // Float files can hold NaN, infinities and values far past full scale, which
+        // poison every later step (the resampler's FFT refuses them): NaN becomes silence
+        // and the rest is clipped to full scale, as a player would.
+        let clip = |v: f32| if v.is_nan() { 0.0 } else { v.clamp(-1.0, 1.0) };
         if channels == 1 {
-            mono.extend_from_slice(samples);
+            mono.extend(samples.iter().map(|&v| clip(v)));
         } else {
             let scale = 1.0 / channels as f32;
             mono.extend(
                 samples
                     .chunks_exact(channels)
-                    .map(|f| f.iter().sum::<f32>() * scale),
+                    .map(|f| f.iter().map(|&v| clip(v)).sum::<f32>() * scale),
             );
         }
         if mono.len() as u64 > max_frames {
@@ -306,6 +390,12 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
         return Ok(Vec::new());
     }
     let err = |reason: String| SpeechInputError::Resample { from, to, reason };
+    let rates = MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE;
+    if !rates.contains(&from) || !rates.contains(&to) {
+        return Err(err(format!(
+            "rates outside {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE} Hz are not audio"
+        )));
+    }
     let mut r = Fft::<f32>::new(from as usize, to as usize, 1024, 1, FixedSync::Input)
         .map_err(|e| err(e.to_string()))?;
     let input = SequentialSlice::new(samples, 1, samples.len()).map_err(|e| err(e.to_string()))?;

@@ -29,8 +29,55 @@ pub fn environment() -> Environment<'static> {
     env
 }
 
+/// Longest chain of unary operators allowed in one expression.
+const MAX_UNARY_CHAIN: usize = 100;
+
+/// Refuses template text whose expressions chain more than [`MAX_UNARY_CHAIN`] unary
+/// operators (`- - - x`, `not not x`): minijinja 3.1 parses those by recursion without its
+/// depth limit, so a long chain overflows the stack and ends the whole process (found by
+/// the `template` fuzz target). Text outside `{{ }}` and `{% %}` is not looked at.
+fn check_unary_chains(text: &str) -> Result<(), String> {
+    let mut rest = text;
+    while let Some(open) = rest.find("{{").into_iter().chain(rest.find("{%")).min() {
+        let inner = &rest[open + 2..];
+        let close = inner
+            .find("}}")
+            .into_iter()
+            .chain(inner.find("%}"))
+            .min()
+            .unwrap_or(inner.len());
+        let (mut run, mut longest) = (0usize, 0usize);
+        for word in inner[..close].split_whitespace() {
+            let trimmed = word.trim_start_matches('-');
+            let minuses = word.len() - trimmed.len();
+            if word == "not" {
+                run += 1;
+            } else if minuses > 0 {
+                run += minuses;
+                if !trimmed.is_empty() {
+                    longest = longest.max(run);
+                    run = 0;
+                }
+            } else {
+                longest = longest.max(run);
+                run = 0;
+            }
+        }
+        longest = longest.max(run);
+        if longest > MAX_UNARY_CHAIN {
+            return Err(format!(
+                "an expression chains {longest} minus signs or `not`s; at most {MAX_UNARY_CHAIN} are allowed"
+            ));
+        }
+        rest = &inner[close..];
+    }
+    Ok(())
+}
+
 /// Renders text that is itself a template over the names in scope.
 fn render_filter(state: &minijinja::State, text: String) -> Result<String, minijinja::Error> {
+    check_unary_chains(&text)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::SyntaxError, e))?;
     let mut context = std::collections::BTreeMap::new();
     for name in ["params", "steps", "item", "index"] {
         if let Some(value) = state.lookup(name) {
@@ -74,6 +121,8 @@ fn render_value(
 ) -> Result<Value, TaskError> {
     Ok(match value {
         Value::String(text) if text.contains("{{") || text.contains("{%") => {
+            check_unary_chains(text)
+                .map_err(|e| TaskError::Template(format!("{where_}, input `{path}`: {e}")))?;
             let ctx = minijinja::Value::from(minijinja::value::Serde(context));
             if let Some(expr) = whole_expression(text).filter(|_| typed) {
                 let compiled = env
@@ -153,6 +202,8 @@ fn collect_names(
 ) -> Result<(), TaskError> {
     match value {
         Value::String(text) if text.contains("{{") || text.contains("{%") => {
+            check_unary_chains(text)
+                .map_err(|e| TaskError::Template(format!("{where_}, input `{path}`: {e}")))?;
             let template = env
                 .template_from_str(text)
                 .map_err(|e| TaskError::Template(describe(&e, where_, path)))?;
@@ -195,6 +246,27 @@ mod tests {
             out,
             json!({"prompt": "Summarise:\nhello", "n": 3, "list": ["x"]})
         );
+    }
+
+    /// Found by the `template` fuzz target: 16,000 minus signs in one expression
+    /// overflowed the stack inside minijinja's parser and ended the process.
+    #[test]
+    fn long_unary_chains_are_refused_before_parsing() {
+        let deep = format!("{{{{ params.a{} }}}}", " -".repeat(16_000));
+        for text in [
+            deep.clone(),
+            format!("{{% if {} x %}}y{{% endif %}}", "not ".repeat(500)),
+        ] {
+            let input = json!({"prompt": text});
+            let err = names_used(&input, "step s").unwrap_err().to_string();
+            assert!(err.contains("chains") && err.contains("step s"), "{err}");
+            let err = render_input(&input, &json!({"params": {"a": 1}}), "step s").unwrap_err();
+            assert!(err.to_string().contains("at most 100"), "{err}");
+        }
+        // Dashes outside expressions (a Markdown rule) and whitespace control are fine.
+        let ok = json!({"prompt": format!("{}\n{{{{- params.a -}}}} {{{{ -params.a }}}}", "-".repeat(300))});
+        let out = render_input(&ok, &json!({"params": {"a": 2}}), "step s").unwrap();
+        assert!(out["prompt"].as_str().unwrap().ends_with("-2-2"), "{out}");
     }
 
     #[test]

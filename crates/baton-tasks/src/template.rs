@@ -147,6 +147,13 @@ impl Template {
     /// name, the parameter schema, the kinds, every step input (types and template syntax),
     /// the names steps use and the graph (a cycle is named).
     pub fn parse(yaml: &str) -> Result<Template, TaskError> {
+        if let Some((line, reason)) = nesting_problem(yaml) {
+            return Err(TaskError::Yaml {
+                line,
+                column: 1,
+                reason,
+            });
+        }
         let doc: TemplateDoc = serde_yaml_ng::from_str(yaml).map_err(|e| {
             let (line, column) = e
                 .location()
@@ -511,6 +518,60 @@ pub fn split_key(key: &str) -> Result<(&str, Option<i64>), TaskError> {
     }
 }
 
+/// Deepest nesting a template may have: flow collections (`[`, `{`), block sequences
+/// opened on one line (`- - -`) and indentation (in columns, over 4).
+const MAX_YAML_DEPTH: usize = 64;
+
+/// The line and reason when `yaml` nests deeper than [`MAX_YAML_DEPTH`]. The YAML parser
+/// takes time that grows with the square of the depth (19,000 nested `{` took 3 s, found by
+/// the `template` fuzz target); no real template comes near the limit.
+fn nesting_problem(yaml: &str) -> Option<(usize, String)> {
+    let (mut depth, mut single, mut double, mut escaped) = (0usize, false, false, false);
+    for (n, line) in yaml.lines().enumerate() {
+        let too_deep = |what: &str| {
+            Some((
+                n + 1,
+                format!("{what} nest deeper than {MAX_YAML_DEPTH} levels; templates are flatter than that"),
+            ))
+        };
+        let body = line.trim_start_matches(' ');
+        if !single && !double && depth == 0 {
+            if (line.len() - body.len()) / 4 > MAX_YAML_DEPTH {
+                return too_deep("indented blocks");
+            }
+            let mut rest = body;
+            let mut dashes = 0;
+            while let Some(r) = rest.strip_prefix("- ").or_else(|| rest.strip_prefix("-\t")) {
+                dashes += 1;
+                rest = r.trim_start();
+            }
+            if dashes > MAX_YAML_DEPTH {
+                return too_deep("sequences");
+            }
+        }
+        let mut prev = ' ';
+        for c in line.chars() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if double => escaped = true,
+                '"' if !single => double = !double,
+                '\'' if !double => single = !single,
+                '#' if !single && !double && prev.is_whitespace() => break,
+                '[' | '{' if !single && !double => {
+                    depth += 1;
+                    if depth > MAX_YAML_DEPTH {
+                        return too_deep("`[` and `{`");
+                    }
+                }
+                ']' | '}' if !single && !double => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            prev = c;
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,6 +596,36 @@ steps:
     input:
       prompt: "In {{ params.words }} words:\n{{ steps.transcript.output.text }}"
 "#;
+
+    /// Found by the `template` fuzz target: 19,000 nested `{` took 3 s to refuse.
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let flow = format!(
+            "name: x\nversion: 1\nparams: {}1{}\n",
+            "{\"a\":".repeat(19_000),
+            "}".repeat(19_000)
+        );
+        let dashes = format!("name: x\nversion: 1\nsteps:\n{}x\n", "- ".repeat(10_000));
+        let indent = format!("name: x\nversion: 1\nsteps:\n{}x: 1\n", " ".repeat(400));
+        for (yaml, line) in [(flow, 3), (dashes, 4), (indent, 4)] {
+            match Template::parse(&yaml) {
+                Err(TaskError::Yaml {
+                    line: l, reason, ..
+                }) => {
+                    assert_eq!(l, line, "{reason}");
+                    assert!(reason.contains("deeper than 64"), "{reason}");
+                }
+                other => panic!("{:?}", other.map(|t| t.key())),
+            }
+        }
+        // Brackets inside quotes and comments do not count.
+        let quoted = format!("{NOTES}\n# {}\n", "[".repeat(100));
+        let quoted = quoted.replace(
+            "name: notes",
+            &format!("name: notes\ndescription: '{}'", "{".repeat(100)),
+        );
+        Template::parse(&quoted).unwrap();
+    }
 
     #[test]
     fn parses_checks_and_instantiates() {
