@@ -7,13 +7,14 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use baton_runtime::memory::EMBEDDING_MODEL;
 use serde_json::{json, Value};
 
-use crate::{authorized, denied, error, error_with_param, runtime_error, AppState};
+use crate::audit::AuditNote;
+use crate::{error, error_with_param, runtime_error, AppState};
 
 /// Most texts in one request.
 pub const MAX_INPUTS: usize = 2048;
@@ -65,12 +66,9 @@ fn inputs(body: &Value) -> Result<Vec<String>, String> {
 /// `POST /v1/embeddings`.
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Extension(note): Extension<Arc<AuditNote>>,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return denied();
-    }
     let Json(body) = match body {
         Ok(b) => b,
         Err(e) => return invalid("body", format!("the body is not valid JSON: {e}")),
@@ -79,6 +77,7 @@ pub(crate) async fn create(
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or(EMBEDDING_MODEL);
+    note.model(model);
     if model != EMBEDDING_MODEL {
         return error_with_param(
             StatusCode::NOT_FOUND,
@@ -110,6 +109,9 @@ pub(crate) async fn create(
         Ok(t) => t,
         Err(message) => return invalid("input", message),
     };
+    if state.audit_prompts {
+        note.prompt(texts.join("\n"));
+    }
     if state
         .runtime
         .store()

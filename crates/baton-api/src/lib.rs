@@ -1,6 +1,14 @@
 //! Baton's local OpenAI-compatible HTTP API: `POST /v1/chat/completions` (streamed over
 //! server-sent events or as one JSON body), `GET /v1/models` and `POST /v1/embeddings`, for other programs on the
-//! machine, and Baton's task queue under `/v1/tasks` (see the `tasks` module). It listens on 127.0.0.1 only and every request needs the bearer token.
+//! machine, and Baton's task queue under `/v1/tasks` (see the `tasks` module).
+//!
+//! It is meant to be left running. It listens on 127.0.0.1 only, and every request passes
+//! the checks of the `guard` module first: a loopback `Host` (DNS rebinding), no web page unless its
+//! origin is allowed (CORS for those), a rate limit per client and the bearer token,
+//! compared in constant time. The token lives in the key store ([`token`]): created once,
+//! shown by `baton serve --show-token`, replaced by `--rotate-token` (a running server
+//! follows within a second). Every request, refused ones too, is written to the audit log
+//! (the `audit` module, `baton audit`) off the request path; prompt text only when opted into.
 //!
 //! The request's sampling parameters (`max_tokens`, `temperature`, `top_p`, `stop`, `seed`,
 //! penalties, `response_format`) are honoured for that request; parameters Baton cannot
@@ -11,25 +19,33 @@
 //! generation.
 #![warn(missing_docs)]
 
+mod audit;
 pub mod client;
 mod embeddings;
+mod guard;
 pub mod request;
 mod tasks;
+pub mod token;
 
 pub use client::ApiClient;
 pub use request::{CompletionRequest, RequestError};
+pub use token::{new_token, rotate_token, stored_token, TokenError, TokenSource, API_TOKEN_ENTRY};
 
+use audit::AuditNote;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use baton_core::{CancellationToken, ChatEvent, EngineError, FinishReason};
+use baton_runtime::config::ApiConfig;
 use baton_runtime::{Runtime, RuntimeError};
 use serde_json::json;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +58,9 @@ pub enum ApiError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The stored token could not be read or created.
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
 /// A running server.
@@ -49,6 +68,7 @@ pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    audit: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
 }
 
@@ -58,38 +78,121 @@ impl Server {
         format!("http://{}/v1", self.addr)
     }
 
-    /// Waits until the server stops.
+    /// Waits until the server stops and its audit rows are written.
     pub async fn wait(self) {
         let _ = self.task.await;
+        let _ = self.audit.await;
     }
 
-    /// Stops accepting connections and waits for the server to end.
+    /// Stops accepting connections, waits for the server to end and writes the audit rows
+    /// still queued.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        let _ = self.task.await;
+        self.wait().await;
     }
 }
 
-struct AppState {
+/// A per-client rate limit: a token bucket refilled at `per_minute`, holding `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests a client may make per minute.
+    pub per_minute: NonZeroU32,
+    /// Requests it may make at once above that pace.
+    pub burst: NonZeroU32,
+}
+
+/// How a server runs: its port, its token and its safety settings.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    pub port: u16,
+    /// Where the bearer token comes from.
+    pub token: TokenSource,
+    /// Web origins allowed to call (with CORS headers); any other `Origin` gets 403.
+    pub allowed_origins: Vec<String>,
+    /// The per-client rate limit; `None` for none (benchmarks).
+    pub rate_limit: Option<RateLimit>,
+    /// Whether audit rows keep the prompts' text.
+    pub audit_prompts: bool,
+    /// How long audit rows are kept; `None` for ever.
+    pub audit_keep: Option<Duration>,
+}
+
+impl ServeOptions {
+    /// The settings of a config's `[api]` section, on `port` with `token`.
+    pub fn new(api: &ApiConfig, port: u16, token: impl Into<TokenSource>) -> Self {
+        let nonzero = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        Self {
+            port,
+            token: token.into(),
+            allowed_origins: api.allowed_origins.clone(),
+            rate_limit: Some(RateLimit {
+                per_minute: nonzero(api.requests_per_minute),
+                burst: nonzero(api.burst),
+            }),
+            audit_prompts: api.audit_prompts,
+            audit_keep: (api.audit_days > 0)
+                .then(|| Duration::from_secs(u64::from(api.audit_days) * 86_400)),
+        }
+    }
+}
+
+pub(crate) struct AppState {
     runtime: Runtime,
-    token: String,
+    tokens: token::TokenCheck,
+    allowed_origins: Vec<String>,
+    limiter: Option<Arc<guard::Limiter>>,
+    audit: audit::AuditSink,
+    audit_prompts: bool,
 }
 
-/// A fresh random bearer token.
-pub fn new_token() -> String {
-    format!("baton-{:032x}", rand::random::<u128>())
+/// Starts the API on 127.0.0.1:`port` (0 picks a free port) with `token` (a fixed token,
+/// or the key store's) and the runtime config's `[api]` settings.
+pub async fn serve(
+    runtime: Runtime,
+    port: u16,
+    token: impl Into<TokenSource>,
+) -> Result<Server, ApiError> {
+    let options = ServeOptions::new(&runtime.config().api, port, token);
+    serve_with(runtime, options).await
 }
 
-/// Starts the API on 127.0.0.1:`port` (0 picks a free port).
-pub async fn serve(runtime: Runtime, port: u16, token: String) -> Result<Server, ApiError> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+/// Starts the API with `options`. A stored token is read (created if missing) before the
+/// port is bound, so a key store that does not answer is reported here.
+pub async fn serve_with(runtime: Runtime, options: ServeOptions) -> Result<Server, ApiError> {
+    let tokens = token::TokenCheck::new(options.token).await?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], options.port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
     let addr = listener
         .local_addr()
         .map_err(|source| ApiError::Bind { addr, source })?;
-    let state = Arc::new(AppState { runtime, token });
+    let shutdown = CancellationToken::new();
+    let limiter = options
+        .rate_limit
+        .map(|r| Arc::new(guard::Limiter::new(r.per_minute, r.burst)));
+    if let Some(limiter) = limiter.clone() {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = every.tick() => limiter.forget_idle(),
+                }
+            }
+        });
+    }
+    let (audit, audit_task) = audit::start(runtime.store().clone(), options.audit_keep);
+    let state = Arc::new(AppState {
+        runtime,
+        tokens,
+        allowed_origins: options.allowed_origins,
+        limiter,
+        audit,
+        audit_prompts: options.audit_prompts,
+    });
     let app = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
@@ -100,8 +203,12 @@ pub async fn serve(runtime: Runtime, port: u16, token: String) -> Result<Server,
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/v1/tasks/{id}/approve", post(tasks::approve))
         .route("/v1/tasks/{id}/reject", post(tasks::reject))
+        .fallback(no_such_endpoint)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .with_state(state);
-    let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     // Tokens are small writes: without TCP_NODELAY, Nagle's algorithm holds each one back
     // until the previous is acknowledged (up to 40 ms with delayed ACKs).
@@ -111,7 +218,11 @@ pub async fn serve(runtime: Runtime, port: u16, token: String) -> Result<Server,
         }
     });
     let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
             stop.cancelled().await;
         });
         if let Err(e) = server.await {
@@ -122,6 +233,7 @@ pub async fn serve(runtime: Runtime, port: u16, token: String) -> Result<Server,
     Ok(Server {
         addr,
         task,
+        audit: audit_task,
         shutdown,
     })
 }
@@ -159,26 +271,27 @@ fn runtime_error(e: &RuntimeError) -> Response {
     error(status, kind, e.to_string())
 }
 
-fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    given == Some(state.token.as_str())
-}
-
 fn denied() -> Response {
     error(
         StatusCode::UNAUTHORIZED,
         "authentication_error",
-        "missing or wrong bearer token: send `Authorization: Bearer TOKEN` with the token `baton serve` printed",
+        "missing or wrong bearer token: send `Authorization: Bearer TOKEN` with the server's token (`baton serve --show-token` prints the stored one; a server started with BATON_API_TOKEN wants that one)",
     )
 }
 
-async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return denied();
-    }
+/// Any other path: a 404 in OpenAI's shape, naming the endpoints there are.
+async fn no_such_endpoint(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!(
+            "no endpoint {method} {}: Baton serves POST /v1/chat/completions, GET /v1/models, POST /v1/embeddings and /v1/tasks",
+            uri.path()
+        ),
+    )
+}
+
+async fn models(State(state): State<Arc<AppState>>) -> Response {
     match state.runtime.model_names().await {
         Ok(names) => {
             let data: Vec<_> = std::iter::once("auto".to_owned())
@@ -209,12 +322,9 @@ impl Drop for CancelOnDrop {
 
 async fn chat_completions(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Extension(note): Extension<Arc<AuditNote>>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return denied();
-    }
     let body = match body {
         Ok(b) => b,
         Err(e) => {
@@ -247,6 +357,14 @@ async fn chat_completions(
         include_usage,
         sampling,
     } = request;
+    note.model(model.as_deref().unwrap_or("auto"));
+    if state.audit_prompts {
+        let text: Vec<String> = messages
+            .iter()
+            .map(|m| format!("{}: {}", m.role, m.content))
+            .collect();
+        note.prompt(text.join("\n"));
+    }
     let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -260,13 +378,16 @@ async fn chat_completions(
             .await;
         drop(guard);
         return match result {
-            Ok(r) => Json(json!({
+            Ok(r) => {
+                note.model(r.model.clone());
+                Json(json!({
                 "id": id, "object": "chat.completion", "created": created, "model": r.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": r.content},
                              "finish_reason": finish_reason(r.finish_reason)}],
                 "usage": usage(&r.usage),
-            }))
-            .into_response(),
+                }))
+                .into_response()
+            }
             Err(e) => runtime_error(&e),
         };
     }
@@ -296,6 +417,7 @@ async fn chat_completions(
         };
         let on_event = |event: ChatEvent| match event {
             ChatEvent::Started { model } => {
+                note.model(model.clone());
                 send(chunk(
                     &model,
                     json!({"role": "assistant", "content": ""}),

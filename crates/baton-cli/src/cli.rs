@@ -83,15 +83,18 @@ pub enum Command {
     Eval(crate::commands::eval::EvalArgs),
     /// Success rate, latency, speed, cost and ratings per model and per mode
     Stats,
-    /// Serve the local OpenAI-compatible API on 127.0.0.1 (chat completions, models)
-    Serve {
-        /// Port on 127.0.0.1
-        #[arg(long, default_value_t = 8089)]
-        port: u16,
-        /// Bearer token clients must send [default: a new random token, printed]
-        #[arg(long, env = "BATON_API_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-    },
+    /// Serve the local OpenAI-compatible API on 127.0.0.1 (chat completions, models,
+    /// embeddings, tasks)
+    ///
+    /// Clients send `Authorization: Bearer TOKEN`. The token is kept in the key store that
+    /// [secrets] in the config names: created on first use, printed by --show-token and
+    /// replaced by --rotate-token (a running server refuses the old token within a second,
+    /// no restart needed). Requests from web pages are refused unless their origin is listed
+    /// in [api] allowed_origins; each client is rate-limited ([api] requests_per_minute and
+    /// burst); every request, refused or not, goes to the audit log (`baton audit`).
+    Serve(crate::commands::serve::ServeArgs),
+    /// The local API's audit log: every request `baton serve` got, newest first
+    Audit(crate::commands::audit::AuditArgs),
     /// Search messages, captures, documents and task outputs by their words and meaning
     Search(crate::commands::memory::SearchArgs),
     /// Memory: on or off, for remote engines, per session; the vectors of stored texts

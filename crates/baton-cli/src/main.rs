@@ -150,49 +150,21 @@ async fn run(cli: Cli, paths: Paths) -> anyhow::Result<()> {
             runtime.close().await;
             result
         }
-        Command::Serve { port, token } => {
-            let runtime = open_with_queue(paths, cli.queue.as_deref()).await?;
-            let token = token.unwrap_or_else(baton_api::new_token);
-            let server = baton_api::serve(runtime.clone(), port, token.clone()).await?;
-            println!(
-                "Baton's OpenAI-compatible API is listening on {}",
-                server.base_url()
-            );
-            println!("Bearer token: {token}");
-            println!(
-                "Try: curl -s {}/models -H 'Authorization: Bearer {token}'",
-                server.base_url()
-            );
-            // The server keeps memory current: documents re-read when they change, new
-            // text embedded as it is stored.
-            let _indexer = runtime.spawn_memory_indexer();
-            let _watcher = match runtime
-                .watch_documents(std::time::Duration::from_millis(500))
-                .await
-            {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    tracing::warn!(error = %e, "documents are not watched");
-                    None
-                }
-            };
-            // The server runs the task queue too (tasks added through /v1/tasks).
-            let shutdown = baton_core::CancellationToken::new();
-            let worker = {
-                let runtime = runtime.clone();
-                let shutdown = shutdown.clone();
-                let options = baton_runtime::WorkerOptions::new(&runtime);
-                tokio::spawn(async move { runtime.run_worker(options, shutdown).await })
-            };
-            println!("Ctrl-C stops it.");
-            tokio::signal::ctrl_c().await?;
-            shutdown.cancel();
-            if let Ok(Err(e)) = worker.await {
-                tracing::warn!(error = %e, "the task worker stopped");
-            }
-            server.stop().await;
+        Command::Serve(args) if args.show_token || args.rotate_token => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::serve::token(&args, &runtime, json).await;
             runtime.close().await;
-            Ok(())
+            result
+        }
+        Command::Serve(args) => {
+            let runtime = open_with_queue(paths, cli.queue.as_deref()).await?;
+            commands::serve::run(args, runtime).await
+        }
+        Command::Audit(args) => {
+            let runtime = Runtime::open(paths).await?;
+            let result = commands::audit::run(args, &runtime, json).await;
+            runtime.close().await;
+            result
         }
         Command::Route { prompt } => {
             let runtime = Runtime::open(paths).await?;

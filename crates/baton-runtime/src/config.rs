@@ -146,6 +146,24 @@ memory_tokens = 600
 # and the most recent turns.
 summary_tokens = 400
 
+[api]
+# The local OpenAI-compatible API (`baton serve`). Its bearer token lives in the key store
+# named under [secrets]: `baton serve --show-token` prints it, `--rotate-token` replaces it.
+# Web pages allowed to call it, as origins (scheme://host[:port]), e.g.
+# allowed_origins = ["http://localhost:5173"]; they get CORS headers. A request from any
+# other web page (an `Origin` header not listed) is refused with 403. Empty: none may.
+allowed_origins = []
+# Requests one client (its address and token) may make per minute (1 to 1000000), and how
+# many it may make at once above that pace (1 to 100000). Beyond them it gets 429 with a
+# Retry-After header.
+requests_per_minute = 600
+burst = 100
+# Keep the prompts' text in the audit log (`baton audit`). Off, a row says when, which
+# client, which path, the status, the duration and the model, never what was asked.
+audit_prompts = false
+# Days audit rows are kept (0 keeps them forever).
+audit_days = 90
+
 [logging]
 # Level of the log file: error, warn, info, debug or trace.
 level = "info"
@@ -177,6 +195,8 @@ pub struct Config {
     pub queue: QueueConfig,
     /// Retrieval from memory and the context window's budget.
     pub memory: MemoryConfig,
+    /// The local API (`baton serve`): web origins, rate limits, the audit log.
+    pub api: ApiConfig,
     /// Log file settings.
     pub logging: LoggingConfig,
 }
@@ -233,6 +253,34 @@ impl Default for MemoryConfig {
             snippets: 4,
             memory_tokens: 600,
             summary_tokens: 400,
+        }
+    }
+}
+
+/// The local OpenAI-compatible API (`baton serve`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Web origins (`scheme://host[:port]`) allowed to call the API, with CORS headers.
+    pub allowed_origins: Vec<String>,
+    /// Requests one client may make per minute.
+    pub requests_per_minute: u32,
+    /// Requests one client may make at once above that pace.
+    pub burst: u32,
+    /// Whether the audit log keeps the prompts' text.
+    pub audit_prompts: bool,
+    /// Days audit rows are kept (0: forever).
+    pub audit_days: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            requests_per_minute: 600,
+            burst: 100,
+            audit_prompts: false,
+            audit_days: 90,
         }
     }
 }
@@ -767,6 +815,30 @@ impl Config {
                 format!("must be between 0 and 20, not {}", m.snippets),
             ));
         }
+        let a = &self.api;
+        if let Some(origin) = a.allowed_origins.iter().find(|o| !is_origin(o)) {
+            return Err(invalid(
+                "api.allowed_origins",
+                format!(
+                    "holds `{origin}`, which is not a web origin: write each one as scheme://host[:port], such as http://localhost:5173, with no path, no trailing slash and no wildcard"
+                ),
+            ));
+        }
+        if !(1..=1_000_000).contains(&a.requests_per_minute) {
+            return Err(invalid(
+                "api.requests_per_minute",
+                format!(
+                    "must be between 1 and 1000000, not {}",
+                    a.requests_per_minute
+                ),
+            ));
+        }
+        if !(1..=100_000).contains(&a.burst) {
+            return Err(invalid(
+                "api.burst",
+                format!("must be between 1 and 100000, not {}", a.burst),
+            ));
+        }
         if !(1..=365).contains(&self.logging.max_files) {
             return Err(invalid(
                 "logging.max_files",
@@ -780,6 +852,21 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serializes")
     }
+}
+
+/// Whether `text` is a web origin as browsers send it: `scheme://host[:port]`, nothing more.
+fn is_origin(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return false;
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    let host_ok = !rest.is_empty()
+        && !rest.contains(['/', '?', '#', '*', '@'])
+        && !rest.chars().any(|c| c.is_whitespace() || c.is_control());
+    scheme_ok && host_ok
 }
 
 #[cfg(test)]
@@ -841,6 +928,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("logging.level"), "{err}");
+        let err = parse("[api]\nallowed_origins = [\"*\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("api.allowed_origins") && err.contains("scheme://host"),
+            "{err}"
+        );
+        let c = parse(
+            "[api]\nallowed_origins = [\"http://localhost:5173\", \"chrome-extension://abc\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.api.allowed_origins.len(), 2);
+        for bad in [
+            "http://a.example/",
+            "a.example",
+            "https://a.example/path",
+            "null",
+        ] {
+            assert!(!is_origin(bad), "{bad}");
+        }
+        let err = parse("[api]\nrequests_per_minute = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api.requests_per_minute"), "{err}");
         let err = parse("this is not toml").unwrap_err().to_string();
         assert!(err.contains("line 1") && !err.contains('\n'), "{err}");
     }

@@ -167,7 +167,7 @@ impl Store {
     /// the text is unchanged (then the chunks and their vectors stay).
     pub async fn save_document(&self, root_id: i64, file: &DocFile) -> Result<i64, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let old: Option<(i64, String, String)> =
             sqlx::query_as("SELECT id, hash, state FROM documents WHERE path = ?")
                 .bind(&file.path)

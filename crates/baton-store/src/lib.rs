@@ -9,6 +9,7 @@
 //! the call that makes it returns.
 #![warn(missing_docs)]
 
+mod audit;
 mod captures;
 mod documents;
 mod engines;
@@ -27,6 +28,7 @@ mod stats;
 mod tasks;
 mod time;
 
+pub use audit::{ApiCall, AuditFilter, NewApiCall};
 pub use captures::{Capture, CaptureSummary, NewCapture};
 pub use documents::{DocContent, DocFile, DocRoot, Document};
 pub use engines::EngineRecord;

@@ -148,7 +148,7 @@ impl Store {
         items: &[(PendingText, Vec<f32>)],
     ) -> Result<usize, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut saved = 0;
         for (text, vector) in items {
             let current: Option<(i64,)> = sqlx::query_as(current_text_sql(&text.kind)?)

@@ -201,7 +201,7 @@ impl Store {
         message: NewMessage,
     ) -> Result<Message, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = insert_message(&mut *tx, session, &message, now).await?;
         let model_update = if message.role == Some(Role::Assistant) {
             message.model.clone()
@@ -241,7 +241,7 @@ impl Store {
         messages: &[NewMessage],
     ) -> Result<usize, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for message in messages {
             insert_message(&mut *tx, session, message, now).await?;
         }

@@ -23,6 +23,17 @@ pub struct Store {
 }
 
 impl Store {
+    /// Starts a transaction that will write, holding SQLite's write lock from its first
+    /// statement (`BEGIN IMMEDIATE`). A plain `BEGIN` that reads and then writes fails with
+    /// "database is locked" (SQLITE_BUSY_SNAPSHOT, which the busy timeout cannot wait out)
+    /// when another connection commits in between; waiting for the lock at the start, as
+    /// the busy timeout does, cannot fail that way.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// Opens (creating if needed) the database in `data_dir`, applying migrations.
     ///
     /// Refuses, without writing anything, a file that is not SQLite, a damaged database and

@@ -426,7 +426,7 @@ impl Store {
         let order = check_graph(&graph).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let run_id = uuid::Uuid::now_v7().to_string();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO task_runs (id, name, template, params, origin, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -544,7 +544,7 @@ impl Store {
         lease_ms: u64,
     ) -> Result<Option<TaskRecord>, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let claimed: Option<(i64,)> = sqlx::query_as(
             "UPDATE tasks SET state = 'running', attempts = attempts + 1, lease_owner = ?,
                 lease_until = ?, started_at = COALESCE(started_at, ?), not_before = NULL,
@@ -633,7 +633,7 @@ impl Store {
         output: &Value,
     ) -> Result<bool, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done: Option<(i64, Option<i64>)> = sqlx::query_as(
             "UPDATE tasks SET state = 'succeeded', output = ?, error = NULL, finished_at = ?,
                 lease_owner = NULL, lease_until = NULL, progress = 1.0,
@@ -689,7 +689,7 @@ impl Store {
         retryable: bool,
     ) -> Result<Option<TaskState>, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row: Option<(i64, i64, i64)> = sqlx::query_as(
             "SELECT attempts, max_attempts, backoff_ms FROM tasks
              WHERE id = ? AND state = 'running' AND lease_owner = ?",
@@ -760,7 +760,7 @@ impl Store {
         .await?;
         let mut moved = Vec::new();
         for (id,) in lost {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let row: Option<(i64, i64, i64, Option<String>)> = sqlx::query_as(&format!(
                 "SELECT attempts, max_attempts, backoff_ms, lease_owner FROM tasks
                  WHERE id = ? AND state = 'running' AND {condition}"
@@ -810,7 +810,7 @@ impl Store {
         reason: &str,
     ) -> Result<Vec<String>, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row: Option<(String, String, i64)> =
             sqlx::query_as("SELECT state, step, attempts FROM tasks WHERE id = ?")
                 .bind(task_id)
@@ -889,7 +889,7 @@ impl Store {
     ) -> Result<Value, StoreError> {
         let task_id = &self.resolve_task_id(task_id).await?;
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let outputs: Vec<(String, Option<String>)> = sqlx::query_as(
             "SELECT t.step, t.output FROM task_deps d JOIN tasks t ON t.id = d.depends_on
              WHERE d.task_id = ? ORDER BY t.position",
@@ -957,7 +957,7 @@ impl Store {
     pub(crate) async fn reject_task(&self, task_id: &str, reason: &str) -> Result<(), StoreError> {
         let task_id = &self.resolve_task_id(task_id).await?;
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row: Option<(String, i64)> = sqlx::query_as(
             "SELECT step, attempts FROM tasks WHERE id = ? AND state = 'waiting_approval'",
         )
@@ -1002,7 +1002,7 @@ impl Store {
     pub(crate) async fn retry_task(&self, task_id: &str) -> Result<TaskState, StoreError> {
         let task_id = &self.resolve_task_id(task_id).await?;
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row: Option<(String, String)> =
             sqlx::query_as("SELECT state, kind FROM tasks WHERE id = ?")
                 .bind(task_id)
@@ -1069,7 +1069,7 @@ impl Store {
             None => None,
         };
         let before = before.as_deref();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let waiting: Vec<(String, i64)> = sqlx::query_as(
             "SELECT id, priority FROM tasks WHERE state IN ('queued', 'ready')
              ORDER BY priority DESC, position",

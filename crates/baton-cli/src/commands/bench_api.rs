@@ -126,7 +126,10 @@ pub async fn run(args: BenchApiArgs, runtime: &Runtime, json: bool) -> anyhow::R
         );
     }
     let token = baton_api::new_token();
-    let server = baton_api::serve(runtime.clone(), 0, token.clone()).await?;
+    // The measured clients come all at once: no rate limit, or it would be measured too.
+    let mut options = baton_api::ServeOptions::new(&runtime.config().api, 0, token.clone());
+    options.rate_limit = None;
+    let server = baton_api::serve_with(runtime.clone(), options).await?;
     let result = measure(
         &args.clients,
         args.rounds,

@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub mod audit;
 pub mod bench;
 pub mod bench_api;
 pub mod bench_llm;
@@ -12,6 +13,7 @@ pub mod engines;
 pub mod eval;
 pub mod memory;
 pub mod models;
+pub mod serve;
 pub mod sessions;
 pub mod tasks;
 pub mod vision;
