@@ -15,7 +15,7 @@ CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/debug
 BATON := $(BIN)/baton
 
-.PHONY: run test setup build ui lint lint-fast fmt models bench bench-app test-real-models test-e2e deb
+.PHONY: run test setup build ui lint lint-fast fmt models bench bench-app test-real-models test-e2e deb fuzz soak
 
 # Incremental caches of builds not repeated for two days (other flags, older versions of a
 # crate) are dropped: left alone they grew to 27 GB of a 45 GB target dir and filled the disk.
@@ -96,6 +96,24 @@ test: lint $(TAURI_DRIVER)
 	  $(LINTED) $(CARGO) test --workspace --no-fail-fast
 	bash tests/durability/app-kills.sh
 	bash tests/e2e/run.sh
+
+# Fuzz campaigns over every parser of outside input (`baton-fuzz list`): FUZZ_CASES cases a
+# target from FUZZ_SEED, in the linted build `make test` made; the input of each finding is
+# written to fuzz-findings/<target>/ (move it to crates/baton-fuzz/regressions/<target>/
+# once fixed). `make test` runs 250 cases a target and replays the regressions.
+FUZZ_CASES ?= 10000
+FUZZ_SEED ?= 1
+fuzz:
+	$(LINTED) $(CARGO) build -p baton-fuzz
+	$(BIN)/baton-fuzz run --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --out fuzz-findings
+	$(BIN)/baton-fuzz replay
+
+# The soak: `baton serve` answering chats, OCR, transcriptions, embeddings and listings in a
+# loop for SOAK_MINUTES (an hour), sampled every 10 s and plotted to artifacts/soak/soak.svg;
+# fails when memory, descriptors or threads keep rising or a request fails.
+soak:
+	$(LINTED) $(CARGO) build --workspace --bins
+	BATON_MODELS_DIR=$(TEST_MODELS) bash tests/soak/soak.sh
 
 # Only the desktop end-to-end tests (screenshots in artifacts/e2e/).
 test-e2e: build $(TAURI_DRIVER)
