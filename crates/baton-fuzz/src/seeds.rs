@@ -336,39 +336,12 @@ pub fn documents() -> Vec<Vec<u8>> {
         "tplain text over\nseveral lines\n\nand paragraphs.",
         "rfn main() {\n    println!(\"hi\");\n}\n",
     ]);
-    out.push([b"p".as_slice(), &pdf()].concat());
-    out
-}
-
-/// A minimal PDF 1.4 with one page showing a line of text, its xref offsets right.
-fn pdf() -> Vec<u8> {
-    let stream = "BT /F1 12 Tf 72 720 Td (Quarterly report: revenue rose.) Tj ET";
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_string(),
-        format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
-    ];
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
-    );
-    for o in offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
+    out.push(
+        [
+            b"p".as_slice(),
+            &baton_memory::docs::text_pdf(&["Quarterly report: revenue rose."]),
+        ]
+        .concat(),
     );
     out
 }
