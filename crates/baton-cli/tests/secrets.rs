@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::Env;
+use common::{files_containing, Env};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -118,25 +118,6 @@ fn wait_for<T>(mut probe: impl FnMut() -> Option<T>, what: &str) -> T {
     }
 }
 
-/// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(files_containing(&path, needle));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            if bytes.windows(needle.len()).any(|w| w == needle) {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
 /// The command lines of every process holding `needle`.
 fn processes_showing(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -161,10 +142,7 @@ fn output_text(out: &Output) -> String {
 
 #[test]
 fn an_engine_key_appears_nowhere_but_the_key_store() {
-    let env = Env {
-        dir: tempfile::tempdir().unwrap(),
-    };
-    std::fs::write(env.path("config.toml"), "[secrets]\nstore = \"file\"\n").unwrap();
+    let env = Env::with_key_file();
     let key = format!(
         "sk-baton-test-{:x}",
         std::process::id() as u64 * 0x9E37_79B9
@@ -174,8 +152,7 @@ fn an_engine_key_appears_nowhere_but_the_key_store() {
     let engine = FakeEngine::start(server_dir.path());
     let baton = |args: &[&str]| {
         let mut cmd = env.command(args);
-        cmd.env("BATON_SECRETS_PASSPHRASE", "a passphrase for the test")
-            .env("BATON_LOG", "trace");
+        cmd.env("BATON_LOG", "trace");
         cmd
     };
     let mut outputs = Vec::new();

@@ -5,62 +5,12 @@
 //! with `baton audit`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PASSPHRASE: &str = "a test passphrase";
+mod common;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    /// An environment whose key store is the encrypted file (its passphrase is given to
-    /// each child, never to this process).
-    fn with_key_file() -> Self {
-        let env = Self {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::write(env.config(), "[secrets]\nstore = \"file\"\n").unwrap();
-        env
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("config.toml")
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_baton"));
-        c.args(args)
-            .env("BATON_DATA_DIR", self.data())
-            .env("BATON_CONFIG", self.config())
-            .env("BATON_MODELS_DIR", self.dir.path().join("models"))
-            .env("XDG_STATE_HOME", self.dir.path().join("state"))
-            .env("BATON_SECRETS_PASSPHRASE", PASSPHRASE)
-            .env_remove("BATON_API_TOKEN")
-            .env_remove("BATON_QUEUE");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run baton")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "baton {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
+use common::{contains, files_containing, Env};
 
 /// One HTTP/1.1 request over a plain socket; returns the status and the whole response.
 fn http(port: u16, method: &str, token: Option<&str>, headers: &[&str]) -> (u16, String) {
@@ -172,27 +122,6 @@ impl Drop for Served {
 }
 
 /// Every file under `dir`, read whole.
-fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            out.push((path, bytes));
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
 
 #[test]
 fn the_stored_token_is_shown_rotated_under_a_running_server_and_requests_are_audited() {
@@ -204,10 +133,10 @@ fn the_stored_token_is_shown_rotated_under_a_running_server_and_requests_are_aud
         first,
         "created once, then kept"
     );
-    let keys = env.data().join("keys.bin");
+    let keys = env.path("data").join("keys.bin");
     assert!(keys.exists(), "the encrypted key file holds it");
     assert!(
-        !contains(&std::fs::read(&keys).unwrap(), &first),
+        !contains(&std::fs::read(&keys).unwrap(), first.as_bytes()),
         "encrypted"
     );
 
@@ -298,18 +227,15 @@ fn the_stored_token_is_shown_rotated_under_a_running_server_and_requests_are_aud
     assert!(err.contains("is not a time") && err.contains("7d"), "{err}");
 
     // Neither token is in a log, the database or the config.
-    for (path, bytes) in files_under(env.dir.path()) {
-        for token in [&first, &rotated] {
-            assert!(!contains(&bytes, token), "{} holds a token", path.display());
-        }
+    for token in [&first, &rotated] {
+        let holding = files_containing(env.dir.path(), token.as_bytes());
+        assert!(holding.is_empty(), "{holding:?} hold a token");
     }
 }
 
 #[test]
 fn a_missing_key_store_is_explained_and_an_explicit_token_needs_none() {
-    let env = Env {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = Env::bare();
     // The default store is the OS keyring; this child has no D-Bus session to find one.
     let out = env
         .command(&["serve", "--show-token"])
@@ -363,9 +289,7 @@ fn a_missing_key_store_is_explained_and_an_explicit_token_needs_none() {
 fn the_token_lives_in_a_real_secret_service() {
     // A D-Bus session and GNOME Keyring of the test's own (in a temporary home), as in
     // baton-remote's keyring test; the script runs baton inside it.
-    let env = Env {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = Env::bare();
     let home = env.dir.path().join("home");
     let runtime_dir = env.dir.path().join("run");
     std::fs::create_dir_all(&home).unwrap();
@@ -383,8 +307,8 @@ fn the_token_lives_in_a_real_secret_service() {
     let baton = env!("CARGO_BIN_EXE_baton");
     let mut cmd = Command::new("dbus-run-session");
     cmd.args(["--", "sh", "-c", script, baton])
-        .env("BATON_DATA_DIR", env.data())
-        .env("BATON_CONFIG", env.config())
+        .env("BATON_DATA_DIR", env.path("data"))
+        .env("BATON_CONFIG", env.path("config.toml"))
         .env("BATON_MODELS_DIR", env.dir.path().join("models"))
         .env("XDG_STATE_HOME", env.dir.path().join("state"))
         .env("HOME", &home)
@@ -409,7 +333,7 @@ fn the_token_lives_in_a_real_secret_service() {
     assert_ne!(tokens[2], tokens[0], "rotated");
     assert_eq!(tokens[3], tokens[2], "the new one is kept");
     assert!(
-        !env.data().join("keys.bin").exists(),
+        !env.path("data").join("keys.bin").exists(),
         "the keyring, not a file"
     );
 }

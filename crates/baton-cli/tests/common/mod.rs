@@ -2,7 +2,7 @@
 //! turns for tests that load chat models, and a private data directory per test.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -30,6 +30,9 @@ pub const CHAT: &str = "qwen2.5-coder-1.5b-instruct";
 /// The smaller model it is compared with.
 pub const SMALL: &str = "qwen2.5-coder-0.5b-instruct";
 
+/// The passphrase of the encrypted key file ([`Env::with_key_file`]), given to every child.
+pub const PASSPHRASE: &str = "a test passphrase";
+
 /// A data directory, config and state of one test, with models from the cache.
 pub struct Env {
     /// Holds everything the test writes.
@@ -54,14 +57,34 @@ impl Env {
         env
     }
 
-    /// `baton ARGS` in this environment, not started yet.
+    /// An environment without models or a config file (the default key store, the OS
+    /// keyring).
+    pub fn bare() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// An environment without models whose key store is the encrypted file (its
+    /// passphrase, [`PASSPHRASE`], is given to each child, never to this process).
+    pub fn with_key_file() -> Self {
+        let env = Self::bare();
+        std::fs::write(env.path("config.toml"), "[secrets]\nstore = \"file\"\n").unwrap();
+        env
+    }
+
+    /// `baton ARGS` in this environment, not started yet. Settings of the person running
+    /// the tests (an API token, a queue) are left out.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
         cmd.args(args)
             .env("BATON_DATA_DIR", self.path("data"))
             .env("BATON_CONFIG", self.path("config.toml"))
             .env("BATON_MODELS_DIR", models_dir())
-            .env("XDG_STATE_HOME", self.path("state"));
+            .env("XDG_STATE_HOME", self.path("state"))
+            .env("BATON_SECRETS_PASSPHRASE", PASSPHRASE)
+            .env_remove("BATON_API_TOKEN")
+            .env_remove("BATON_QUEUE");
         cmd
     }
 
@@ -94,4 +117,26 @@ impl Env {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path).is_ok_and(|b| contains(&b, needle)) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Whether `haystack` holds `needle`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
