@@ -109,10 +109,8 @@ fn wav_header_problem(head: &[u8]) -> Option<String> {
                 Some(format!(
                     "the WAV header claims {channels} channels; audio has 1 to {MAX_CHANNELS}"
                 ))
-            } else if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
-                Some(format!(
-                    "the WAV header claims a sample rate of {rate} Hz; audio is recorded at {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz, so the header is damaged"
-                ))
+            } else if let Some(problem) = rate_problem(rate, "the WAV header") {
+                Some(problem)
             } else if bits == 0 || bits > 64 {
                 Some(format!(
                     "the WAV header claims {bits} bits a sample; audio has 8 to 64"
@@ -124,6 +122,15 @@ fn wav_header_problem(head: &[u8]) -> Option<String> {
         at = at.checked_add(8 + size as usize + (size as usize & 1))?;
     }
     None
+}
+
+/// Why a sample rate `header` gives cannot be real audio, if it cannot.
+fn rate_problem(rate: u32, header: &str) -> Option<String> {
+    (!(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate)).then(|| {
+        format!(
+            "{header} claims a sample rate of {rate} Hz; audio is recorded at {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz, so the header is damaged"
+        )
+    })
 }
 
 /// [`decode_file`] past the checks of the file itself.
@@ -169,13 +176,8 @@ fn decode_checked(path: &Path, file_len: u64, head: &[u8]) -> Result<AudioBuffer
             path: p(),
             reason: "the header gives no sample rate".into(),
         })?;
-    if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
-        return Err(SpeechInputError::Corrupt {
-            path: p(),
-            reason: format!(
-                "the header claims a sample rate of {rate} Hz; audio is recorded at {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz, so the header is damaged"
-            ),
-        });
+    if let Some(reason) = rate_problem(rate, "the header") {
+        return Err(SpeechInputError::Corrupt { path: p(), reason });
     }
     if let Some(n) = params.n_frames {
         if n / u64::from(rate) > MAX_DURATION_SECS {
